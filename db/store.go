@@ -1,0 +1,140 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// AppRole is the role the application runs as: not a superuser, not the
+// owner of any table, so row-level security applies to it.
+const AppRole = "errand_app"
+
+// Store is the application's handle on PostgreSQL. Tenant data is only
+// reachable through InTenant (row-level security sees that tenant alone)
+// or AsSystem (an explicit, greppable cross-tenant scan).
+type Store struct {
+	Pool *pgxpool.Pool
+}
+
+// Open connects a pool to databaseURL. When role is not empty every
+// connection switches to it, so queries run under row-level security even
+// when the URL's user owns the schema.
+func Open(ctx context.Context, databaseURL, role string, maxConns int32) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "errand"
+	if role != "" {
+		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize())
+			return err
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	return &Store{Pool: pool}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.Pool.Close() }
+
+// Q runs queries on tables that are not tenant-scoped (tenants, api_keys,
+// idempotency_keys, security_events, console_sessions).
+func (s *Store) Q() *Queries { return New(s.Pool) }
+
+// Tx runs fn in a transaction on tables that are not tenant-scoped.
+func (s *Store) Tx(ctx context.Context, fn func(q *Queries) error) error {
+	return s.inTx(ctx, "errand.scope", "", fn)
+}
+
+// InTenant runs fn in a transaction that can see only tenantID's rows.
+func (s *Store) InTenant(ctx context.Context, tenantID uuid.UUID, fn func(q *Queries) error) error {
+	return s.inTx(ctx, "errand.tenant_id", tenantID.String(), fn)
+}
+
+// AsSystem runs fn in a transaction that sees every tenant's rows. Only the
+// dispatcher, retention sweeps and similar cross-tenant jobs use it.
+func (s *Store) AsSystem(ctx context.Context, fn func(q *Queries) error) error {
+	return s.inTx(ctx, "errand.scope", "system", fn)
+}
+
+func (s *Store) inTx(ctx context.Context, setting, value string, fn func(q *Queries) error) error {
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", setting, value); err != nil {
+		return fmt.Errorf("scope transaction: %w", err)
+	}
+	if err := fn(New(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means a query matched no row.
+func IsNotFound(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// IsUniqueViolation reports whether err is a unique-constraint violation.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// EnsureDatabase creates the database named in databaseURL when it does not
+// exist, connecting to the server's "postgres" database to do so.
+func EnsureDatabase(ctx context.Context, databaseURL string) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return errors.New("DATABASE_URL names no database")
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	if err != nil && !isDuplicateDatabase(err) {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func isDuplicateDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505")
+}

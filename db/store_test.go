@@ -1,0 +1,125 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func newTenant(t *testing.T, s *db.Store, name string) db.Tenant {
+	t.Helper()
+	tn, err := s.Q().TenantCreate(context.Background(), db.TenantCreateParams{
+		Name: name, Timezone: "America/Chicago", DefaultRegion: "US", Now: time.Now(),
+	})
+	require.NoError(t, err)
+	return tn
+}
+
+func TestAppRoleIsNeitherSuperuserNorOwner(t *testing.T) {
+	s := testenv.Store(t)
+	var user string
+	var super, bypass bool
+	err := s.Pool.QueryRow(context.Background(),
+		"SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").Scan(&user, &super, &bypass)
+	require.NoError(t, err)
+	require.Equal(t, db.AppRole, user)
+	require.False(t, super)
+	require.False(t, bypass)
+	var owned int
+	err = s.Pool.QueryRow(context.Background(),
+		"SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user").Scan(&owned)
+	require.NoError(t, err)
+	require.Zero(t, owned, "the application role must own no table, or row-level security would not apply to it")
+}
+
+// One pooled connection serves tenant A, then B, then A again: each
+// transaction sees only its own tenant, and nothing leaks between them.
+func TestRowLevelSecurityAlternatesTenantsOnOneConnection(t *testing.T) {
+	ctx := context.Background()
+	full := testenv.Store(t)
+	s, err := db.Open(ctx, testenv.DatabaseURL(t), db.AppRole, 1)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+
+	a, b := newTenant(t, full, "A"), newTenant(t, full, "B")
+	upsert := func(tenant db.Tenant, ext string) {
+		require.NoError(t, s.InTenant(ctx, tenant.ID, func(q *db.Queries) error {
+			_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: tenant.ID, ExternalID: ext, Name: ext, Now: time.Now()})
+			return err
+		}))
+	}
+	upsert(a, "a-1")
+	upsert(b, "b-1")
+
+	// visible lists every contact a transaction scoped by setting=value can
+	// see, with no tenant filter of its own: only row-level security stands
+	// between tenants here.
+	visible := func(setting, value string) []string {
+		tx, err := s.Pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx)
+		_, err = tx.Exec(ctx, "SELECT set_config($1, $2, true)", setting, value)
+		require.NoError(t, err)
+		rows, err := tx.Query(ctx, "SELECT external_id FROM contacts WHERE external_id IN ('a-1', 'b-1') ORDER BY 1")
+		require.NoError(t, err)
+		seen, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit(ctx))
+		return seen
+	}
+
+	for i := 0; i < 3; i++ {
+		require.Equal(t, []string{"a-1"}, visible("errand.tenant_id", a.ID.String()))
+		require.Equal(t, []string{"b-1"}, visible("errand.tenant_id", b.ID.String()))
+		// Outside any tenant transaction the same connection sees nothing.
+		var n int
+		require.NoError(t, s.Pool.QueryRow(ctx, "SELECT count(*) FROM contacts").Scan(&n))
+		require.Zero(t, n, "a tenant setting leaked past its transaction")
+	}
+	require.Equal(t, []string{"a-1", "b-1"}, visible("errand.scope", "system"))
+
+	// A query that forgets its tenant filter still cannot reach another tenant.
+	err = s.InTenant(ctx, a.ID, func(q *db.Queries) error {
+		_, err := q.ContactGetByExternalID(ctx, db.ContactGetByExternalIDParams{TenantID: b.ID, ExternalID: "b-1"})
+		return err
+	})
+	require.True(t, db.IsNotFound(err))
+
+	// Writing a row for another tenant is refused by the policy.
+	err = s.InTenant(ctx, a.ID, func(q *db.Queries) error {
+		_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: b.ID, ExternalID: "sneaky", Now: time.Now()})
+		return err
+	})
+	require.ErrorContains(t, err, "row-level security")
+
+}
+
+func TestMigrationsGoDownAndUpAgain(t *testing.T) {
+	ctx := context.Background()
+	m, err := db.NewMigrator(testenv.DatabaseURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	var out testWriter
+	require.NoError(t, m.Down(ctx, &out))
+	pending, err := m.Pending(ctx)
+	require.NoError(t, err)
+	require.True(t, pending)
+	require.NoError(t, m.Up(ctx, &out))
+	pending, err = m.Pending(ctx)
+	require.NoError(t, err)
+	require.False(t, pending)
+	require.NoError(t, m.Status(ctx, &out))
+	require.Contains(t, string(out), "0001_foundation.sql")
+}
+
+type testWriter []byte
+
+func (w *testWriter) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
