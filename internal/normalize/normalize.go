@@ -1,0 +1,70 @@
+// Package normalize turns the phone numbers and email addresses people
+// type into the one form Errand stores and compares: E.164 phones, trimmed
+// and lower-cased email domains. Its errors describe the problem without
+// repeating the input, so they are safe to log.
+package normalize
+
+import (
+	"errors"
+	"net/mail"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Problems a caller can show to a person.
+var (
+	ErrPhoneInvalid = errors.New("not a valid phone number")
+	ErrPhoneRegion  = errors.New("phone number has no country code and the region is unknown")
+	ErrEmailInvalid = errors.New("not a valid email address")
+)
+
+// Phone parses raw in the given default region (ISO 3166 code, e.g. "US")
+// and returns it in E.164. Numbers with a leading + or 00 ignore the region.
+func Phone(raw, region string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" || len(raw) > 40 {
+		return "", ErrPhoneInvalid
+	}
+	if strings.HasPrefix(raw, "00") {
+		raw = "+" + raw[2:]
+	}
+	region = strings.ToUpper(strings.TrimSpace(region))
+	if region == "" && !strings.HasPrefix(raw, "+") {
+		return "", ErrPhoneRegion
+	}
+	num, err := phonenumbers.Parse(raw, region)
+	if err != nil {
+		return "", ErrPhoneInvalid
+	}
+	if !phonenumbers.IsValidNumber(num) {
+		return "", ErrPhoneInvalid
+	}
+	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// Region reports whether code is a region the phone library knows.
+func Region(code string) bool {
+	_, ok := phonenumbers.GetSupportedRegions()[strings.ToUpper(code)]
+	return ok
+}
+
+// Email validates raw as a single bare address (no display name) and
+// returns it trimmed, with the domain lower-cased.
+func Email(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" || len(raw) > 254 || strings.ContainsAny(raw, " <>\"\r\n\t,;") {
+		return "", ErrEmailInvalid
+	}
+	addr, err := mail.ParseAddress(raw)
+	if err != nil || addr.Address != raw || addr.Name != "" {
+		return "", ErrEmailInvalid
+	}
+	at := strings.LastIndexByte(raw, '@')
+	local, domain := raw[:at], strings.ToLower(raw[at+1:])
+	if local == "" || len(local) > 64 || !strings.Contains(domain, ".") ||
+		strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		return "", ErrEmailInvalid
+	}
+	return local + "@" + domain, nil
+}
