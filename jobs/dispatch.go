@@ -1,0 +1,260 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/clock"
+)
+
+// Ref points at one job row that should have a task in Redis.
+type Ref struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+	DueAt    time.Time
+	Variant  string // kind-specific routing, e.g. a message's kind picks its queue
+}
+
+// A Dispatchable is a table of job rows the Dispatcher keeps in step with
+// Redis. PostgreSQL holds the truth (the row and its state); Redis holds a
+// task with a deterministic ID per live row, within the horizon.
+type Dispatchable interface {
+	// Name names the table in logs and metrics.
+	Name() string
+	// Job describes the row's task: deterministic ID, queue and options.
+	Job(ref Ref) (Job, error)
+	// Undispatched lists live rows due by until that have no task in Redis.
+	Undispatched(ctx context.Context, q *db.Queries, until time.Time, limit int32) ([]Ref, error)
+	// Stalled lists rows whose task should have finished by now but whose
+	// row never moved on: the task was lost, or its worker died.
+	Stalled(ctx context.Context, q *db.Queries, now time.Time, limit int32) ([]Ref, error)
+	// MarkEnqueued records that these rows have a task in Redis.
+	MarkEnqueued(ctx context.Context, q *db.Queries, ids []uuid.UUID, now time.Time) error
+	// ForgetEnqueued hands every live, not-yet-running row back to the
+	// due-scan after Redis lost its data.
+	ForgetEnqueued(ctx context.Context, q *db.Queries) (int64, error)
+}
+
+// epochKey marks a Redis that still holds what Errand put in it. When it is
+// gone, Redis was flushed or restarted without persistence, and every task
+// it held must be enqueued again from PostgreSQL.
+const epochKey = "errand:dispatch:epoch"
+
+// Dispatcher puts job rows into Redis as asynq tasks and repairs the
+// difference when Redis loses them. It is safe to run in any number of
+// processes at once: task IDs are deterministic, so a second enqueue of the
+// same row is refused by asynq and costs nothing.
+type Dispatcher struct {
+	Store     *db.Store
+	Client    *asynq.Client
+	Inspector *asynq.Inspector
+	Redis     redis.UniversalClient
+	Clock     clock.Clock
+	Logger    *slog.Logger
+	// Horizon is how far ahead of its due time a row gets its task. Rows due
+	// later wait in PostgreSQL, so a million future reminders are not a
+	// million Redis entries.
+	Horizon time.Duration
+	// Grace is how late a task may be before the reconciler assumes Redis
+	// lost it.
+	Grace time.Duration
+	// Batch bounds each scan.
+	Batch int32
+	Kinds []Dispatchable
+}
+
+// Within reports whether a row due at due is inside the horizon, so it
+// should be enqueued now rather than left to the due-scan.
+func (d *Dispatcher) Within(due time.Time) bool {
+	return !due.After(d.Clock.Now().Add(d.Horizon))
+}
+
+// Enqueue puts one freshly committed row into Redis. The row was written
+// with enqueued_at set; when Redis refuses, undo calls back to clear it so
+// the due-scan retries (and if that fails too, the stalled scan will).
+func (d *Dispatcher) Enqueue(ctx context.Context, k Dispatchable, ref Ref) error {
+	if err := d.enqueue(ctx, k, ref); err != nil {
+		return fmt.Errorf("enqueue %s %s: %w", k.Name(), ref.ID, err)
+	}
+	return nil
+}
+
+func (d *Dispatcher) enqueue(ctx context.Context, k Dispatchable, ref Ref) error {
+	job, err := k.Job(ref)
+	if err != nil {
+		return err
+	}
+	wait := ref.DueAt.Sub(d.Clock.Now())
+	if wait < 0 {
+		wait = 0
+	}
+	_, err = d.Client.EnqueueContext(ctx, job.Task(), asynq.ProcessIn(wait))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil // already there: enqueueing twice is harmless by design
+	}
+	return err
+}
+
+// ScanResult counts what one Scan did.
+type ScanResult struct {
+	RedisLost bool
+	Forgotten int64
+	Enqueued  int
+	Rekicked  int
+	Failed    int
+}
+
+// Scan is the periodic pass: detect a Redis that lost its data, re-kick
+// stalled rows, and enqueue rows that came within the horizon. Its cost is
+// proportional to what is due, not to what exists.
+func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
+	var res ScanResult
+	lost, err := d.checkEpoch(ctx)
+	if err != nil {
+		return res, err
+	}
+	if lost {
+		res.RedisLost = true
+		for _, k := range d.Kinds {
+			var n int64
+			err := d.Store.AsSystem(ctx, func(q *db.Queries) error {
+				n, err = k.ForgetEnqueued(ctx, q)
+				return err
+			})
+			if err != nil {
+				return res, fmt.Errorf("forget enqueued %s: %w", k.Name(), err)
+			}
+			res.Forgotten += n
+		}
+		d.Logger.WarnContext(ctx, "redis lost its tasks; re-enqueueing from postgres", "rows", res.Forgotten)
+	}
+	for _, k := range d.Kinds {
+		if err := d.rekickStalled(ctx, k, &res); err != nil {
+			return res, err
+		}
+		if err := d.enqueueDue(ctx, k, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// checkEpoch reports whether Redis lost its data since the last scan. The
+// first scan against an empty Redis also says so, which merely re-offers
+// rows asynq already holds (and refuses by ID).
+func (d *Dispatcher) checkEpoch(ctx context.Context) (bool, error) {
+	set, err := d.Redis.SetNX(ctx, epochKey, d.Clock.Now().Format(time.RFC3339), 0).Result()
+	if err != nil {
+		return false, fmt.Errorf("check redis epoch: %w", err)
+	}
+	return set, nil
+}
+
+func (d *Dispatcher) enqueueDue(ctx context.Context, k Dispatchable, res *ScanResult) error {
+	for {
+		var refs []Ref
+		err := d.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
+			refs, err = k.Undispatched(ctx, q, d.Clock.Now().Add(d.Horizon), d.Batch)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("due-scan %s: %w", k.Name(), err)
+		}
+		if len(refs) == 0 {
+			return nil
+		}
+		done := make([]uuid.UUID, 0, len(refs))
+		for _, ref := range refs {
+			if err := d.enqueue(ctx, k, ref); err != nil {
+				res.Failed++
+				d.Logger.ErrorContext(ctx, "enqueue failed", "kind", k.Name(), "id", ref.ID, "err", err)
+				continue
+			}
+			done = append(done, ref.ID)
+		}
+		if len(done) > 0 {
+			err = d.Store.AsSystem(ctx, func(q *db.Queries) error {
+				return k.MarkEnqueued(ctx, q, done, d.Clock.Now())
+			})
+			if err != nil {
+				return fmt.Errorf("mark enqueued %s: %w", k.Name(), err)
+			}
+		}
+		res.Enqueued += len(done)
+		if len(done) < len(refs) || len(refs) < int(d.Batch) {
+			return nil // Redis is refusing, or the scan is drained
+		}
+	}
+}
+
+// rekickStalled enqueues a stalled row's task again; when asynq still holds
+// it (scheduled in the future by a clock that disagrees, waiting to retry,
+// or archived), it is run now instead.
+func (d *Dispatcher) rekickStalled(ctx context.Context, k Dispatchable, res *ScanResult) error {
+	var refs []Ref
+	err := d.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
+		refs, err = k.Stalled(ctx, q, d.Clock.Now(), d.Batch)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("stalled scan %s: %w", k.Name(), err)
+	}
+	checked := make([]uuid.UUID, 0, len(refs))
+	defer func() {
+		if len(checked) == 0 {
+			return
+		}
+		err := d.Store.AsSystem(ctx, func(q *db.Queries) error { return k.MarkEnqueued(ctx, q, checked, d.Clock.Now()) })
+		if err != nil {
+			d.Logger.ErrorContext(ctx, "mark checked failed", "kind", k.Name(), "err", err)
+		}
+	}()
+	for _, ref := range refs {
+		job, err := k.Job(ref)
+		if err != nil {
+			return err
+		}
+		checked = append(checked, ref.ID)
+		info, err := d.Client.EnqueueContext(ctx, job.Task())
+		switch {
+		case err == nil:
+			res.Rekicked++
+			d.Logger.WarnContext(ctx, "re-enqueued a lost task", "kind", k.Name(), "task_id", info.ID)
+		case errors.Is(err, asynq.ErrTaskIDConflict):
+			if d.runNow(ctx, job) {
+				res.Rekicked++
+			}
+		default:
+			res.Failed++
+			d.Logger.ErrorContext(ctx, "re-enqueue failed", "kind", k.Name(), "id", ref.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// runNow moves a task asynq holds as scheduled, retry or archived to
+// pending. A task that is pending or active is left alone.
+func (d *Dispatcher) runNow(ctx context.Context, job Job) bool {
+	id, queue := job.ID, job.Queue
+	info, err := d.Inspector.GetTaskInfo(queue, id)
+	if err != nil {
+		return false
+	}
+	switch info.State {
+	case asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateArchived:
+		if err := d.Inspector.RunTask(queue, id); err != nil {
+			d.Logger.WarnContext(ctx, "could not run stalled task", "task_id", id, "err", err)
+			return false
+		}
+		return true
+	}
+	return false
+}

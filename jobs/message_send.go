@@ -1,0 +1,397 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/clock"
+	"github.com/errandhq/errand/internal/logging"
+	"github.com/errandhq/errand/internal/provider"
+)
+
+// TypeMessageSend delivers one message row to its provider.
+const TypeMessageSend = "message:send"
+
+// MessageSendPayload names the message; the body and destination stay in
+// PostgreSQL.
+type MessageSendPayload struct {
+	TenantID  uuid.UUID `json:"tenant_id"`
+	MessageID uuid.UUID `json:"message_id"`
+}
+
+// Message send limits. A claim older than claimTimeout belongs to a worker
+// that died: the provider call (10 s timeout) and the task (30 s timeout)
+// have both given up by then.
+const (
+	messageTimeout     = 30 * time.Second
+	messageMaxRetry    = 12
+	claimTimeout       = 60 * time.Second
+	earlyTolerance     = 2 * time.Second
+	stallGrace         = time.Minute     // overdue this long, a task is presumed lost
+	stallRecheck       = 5 * time.Minute // a row found in Redis is not looked at again for this long
+	maxMessageAttempts = messageMaxRetry + 3
+)
+
+// MessageQueue picks the queue for a message by its kind.
+func MessageQueue(kind string) string {
+	switch kind {
+	case "verification":
+		return QueueCritical
+	case "bulk":
+		return QueueBulk
+	default:
+		return QueueNotifications
+	}
+}
+
+// NewMessageSendJob describes the task of one message.
+func NewMessageSendJob(tenantID, messageID uuid.UUID, kind string) Job {
+	payload, _ := json.Marshal(MessageSendPayload{TenantID: tenantID, MessageID: messageID})
+	return Job{
+		ID:      "message:" + messageID.String(),
+		Queue:   MessageQueue(kind),
+		Type:    TypeMessageSend,
+		Payload: payload,
+		Opts:    []asynq.Option{asynq.MaxRetry(messageMaxRetry), asynq.Timeout(messageTimeout)},
+	}
+}
+
+// MessageSend sends a message at most once.
+//
+// The row is the ledger: it is claimed ('sending', claimed_at, attempts+1)
+// in a committed transaction before the provider is called, and marked
+// 'sent' after. A task that finds a fresh claim backs off (another worker
+// holds it). Any earlier claim means an earlier attempt may have reached
+// the provider (the worker died mid-call, or the provider accepted and then
+// failed or timed out), so before sending again the task asks the provider
+// whether the message went out: Twilio by listing our messages to that
+// number since the message was created, Resend by reusing the message's
+// idempotency key.
+type MessageSend struct {
+	Store             *db.Store
+	Clock             clock.Clock
+	Logger            *slog.Logger
+	SMS               SMSSender
+	Email             EmailSender
+	Retry             RetryPolicy
+	StatusCallbackURL string
+}
+
+// sendPlan is what the claim transaction decided.
+type sendPlan struct {
+	msg        db.Message
+	tenantName string
+	to         string
+	recovering bool // an earlier attempt may have reached the provider
+}
+
+var errNothingToDo = errors.New("nothing to do")
+
+// ProcessTask implements asynq.Handler.
+func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p MessageSendPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	ctx = logging.With(ctx, slog.String("tenant_id", p.TenantID.String()), slog.String("message_id", p.MessageID.String()))
+	plan, err := h.claim(ctx, p)
+	if errors.Is(err, errNothingToDo) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if plan.recovering && plan.msg.Channel == "sms" {
+		receipt, found, err := h.findSent(ctx, plan)
+		if err != nil {
+			return h.outcome(ctx, plan, provider.Receipt{}, err)
+		}
+		if found {
+			h.Logger.InfoContext(ctx, "message was accepted by an earlier attempt; recorded, not resent")
+			return h.outcome(ctx, plan, receipt, nil)
+		}
+	}
+	receipt, err := h.send(ctx, plan)
+	return h.outcome(ctx, plan, receipt, err)
+}
+
+// claim decides, under the row lock, whether and where to send, and
+// records the attempt before any provider is called.
+func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan, error) {
+	var plan sendPlan
+	err := h.Store.InTenant(ctx, p.TenantID, func(q *db.Queries) error {
+		row, err := q.MessageLock(ctx, db.MessageLockParams{TenantID: p.TenantID, ID: p.MessageID})
+		if db.IsNotFound(err) {
+			h.Logger.InfoContext(ctx, "message no longer exists; nothing to send")
+			return errNothingToDo
+		}
+		if err != nil {
+			return fmt.Errorf("lock message: %w", err)
+		}
+		m, now := row.Message, h.Clock.Now()
+		plan.msg, plan.tenantName = m, row.TenantName
+		finish := func(status, reason string) error {
+			if err := q.MessageFinish(ctx, db.MessageFinishParams{TenantID: m.TenantID, ID: m.ID, Status: status, Error: &reason, Now: now}); err != nil {
+				return err
+			}
+			h.Logger.InfoContext(ctx, "message not sent", "status", status, "reason", reason)
+			return errNothingToDo
+		}
+		switch m.Status {
+		case "scheduled", "queued":
+			if m.DueAt.After(now.Add(earlyTolerance)) {
+				// Early (a clock disagreed, or someone ran it by hand): the
+				// dispatcher enqueues it again when it is due.
+				if err := q.MessageDefer(ctx, db.MessageDeferParams{TenantID: m.TenantID, ID: m.ID, Now: now}); err != nil {
+					return err
+				}
+				return errNothingToDo
+			}
+		case "sending":
+			if m.ClaimedAt != nil && now.Sub(*m.ClaimedAt) < claimTimeout {
+				wait := claimTimeout - now.Sub(*m.ClaimedAt)
+				return Retry(errors.New("another worker is sending this message"), wait)
+			}
+		default:
+			return errNothingToDo // sent, delivered, failed, suppressed, cancelled: done
+		}
+		plan.recovering = m.ClaimedAt != nil
+		if m.Attempts >= maxMessageAttempts {
+			return finish("failed", fmt.Sprintf("gave up after %d attempts", m.Attempts))
+		}
+		switch m.Channel {
+		case "sms":
+			if row.ContactPhone == nil {
+				return finish("suppressed", "contact has no phone number")
+			}
+			plan.to = *row.ContactPhone
+		case "email":
+			if row.ContactEmail == nil {
+				return finish("suppressed", "contact has no email address")
+			}
+			plan.to = *row.ContactEmail
+		}
+		return q.MessageClaim(ctx, db.MessageClaimParams{TenantID: m.TenantID, ID: m.ID, Destination: &plan.to, Now: now})
+	})
+	return plan, err
+}
+
+// findSent asks Twilio for this message among what it accepted from us to
+// that number since the message was created. A match already recorded for
+// another message (the same words sent twice) does not count.
+func (h *MessageSend) findSent(ctx context.Context, plan sendPlan) (provider.Receipt, bool, error) {
+	m := plan.msg
+	receipt, found, err := h.SMS.FindSMS(ctx, plan.to, m.Body, m.CreatedAt.Add(-time.Minute))
+	if err != nil || !found {
+		return receipt, false, err
+	}
+	var taken bool
+	err = h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) (err error) {
+		taken, err = q.MessageProviderIDTaken(ctx, db.MessageProviderIDTakenParams{ProviderMessageID: &receipt.ProviderID, ID: m.ID})
+		return err
+	})
+	if err != nil {
+		return provider.Receipt{}, false, err
+	}
+	return receipt, !taken, nil
+}
+
+func (h *MessageSend) send(ctx context.Context, plan sendPlan) (provider.Receipt, error) {
+	m := plan.msg
+	switch m.Channel {
+	case "sms":
+		return h.SMS.SendSMS(ctx, provider.SMS{To: plan.to, Body: m.Body, StatusCallback: h.StatusCallbackURL})
+	case "email":
+		subject := "A message from " + plan.tenantName
+		if m.Subject != nil && *m.Subject != "" {
+			subject = *m.Subject
+		}
+		return h.Email.SendEmail(ctx, provider.Email{To: plan.to, Subject: subject, Text: m.Body,
+			IdempotencyKey: "message-" + m.ID.String()})
+	}
+	return provider.Receipt{}, fmt.Errorf("unknown channel %q", m.Channel)
+}
+
+// outcome records what the provider said and tells asynq what to do next.
+func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provider.Receipt, sendErr error) error {
+	m := plan.msg
+	now := h.Clock.Now()
+	if sendErr == nil {
+		err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) error {
+			return q.MessageMarkSent(ctx, db.MessageMarkSentParams{TenantID: m.TenantID, ID: m.ID,
+				ProviderMessageID: &receipt.ProviderID, Now: now})
+		})
+		if err != nil {
+			// The provider has it; the next attempt finds it there instead of sending again.
+			return Retry(fmt.Errorf("record sent message: %w", err), h.Retry.Delay(1))
+		}
+		h.Logger.InfoContext(ctx, "message sent", "channel", m.Channel, "provider_message_id", receipt.ProviderID)
+		return nil
+	}
+
+	perr := provider.Classify(sendErr)
+	reason := perr.Message
+	switch perr.Kind {
+	case provider.OptedOut:
+		return h.finishWith(ctx, m, "suppressed", reason, nil)
+	case provider.Permanent:
+		return h.finishWith(ctx, m, "failed", reason, Permanent(perr))
+	}
+	delay := h.Retry.Delay(int(m.Attempts) + 1)
+	if perr.RetryAfter > delay {
+		delay = perr.RetryAfter
+	}
+	err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) error {
+		return q.MessageRetryLater(ctx, db.MessageRetryLaterParams{TenantID: m.TenantID, ID: m.ID,
+			DueAt: now.Add(delay), Error: &reason, Now: now})
+	})
+	if err != nil {
+		h.Logger.ErrorContext(ctx, "could not record retry", "err", err)
+	}
+	return Retry(perr, delay)
+}
+
+func (h *MessageSend) finishWith(ctx context.Context, m db.Message, status, reason string, ret error) error {
+	err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) error {
+		return q.MessageFinish(ctx, db.MessageFinishParams{TenantID: m.TenantID, ID: m.ID, Status: status,
+			Error: &reason, Now: h.Clock.Now()})
+	})
+	if err != nil {
+		return Retry(fmt.Errorf("record %s message: %w", status, err), h.Retry.Delay(1))
+	}
+	h.Logger.InfoContext(ctx, "message not sent", "status", status, "reason", reason)
+	return ret
+}
+
+// GiveUp marks the message failed when asynq stops retrying it.
+func (h *MessageSend) GiveUp(ctx context.Context, payload []byte, cause error) error {
+	var p MessageSendPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil // nothing to point at
+	}
+	reason := "gave up: " + cause.Error()
+	var perr *provider.Error
+	if errors.As(cause, &perr) {
+		reason = "gave up: " + perr.Message
+	}
+	return h.Store.InTenant(ctx, p.TenantID, func(q *db.Queries) error {
+		return q.MessageFinish(ctx, db.MessageFinishParams{TenantID: p.TenantID, ID: p.MessageID,
+			Status: "failed", Error: &reason, Now: h.Clock.Now()})
+	})
+}
+
+// Messages is the messages table as the dispatcher sees it.
+type Messages struct{}
+
+// Name implements Dispatchable.
+func (Messages) Name() string { return "message" }
+
+// Job implements Dispatchable.
+func (Messages) Job(ref Ref) (Job, error) {
+	return NewMessageSendJob(ref.TenantID, ref.ID, ref.Variant), nil
+}
+
+// Undispatched implements Dispatchable.
+func (Messages) Undispatched(ctx context.Context, q *db.Queries, until time.Time, limit int32) ([]Ref, error) {
+	rows, err := q.MessageListUndispatched(ctx, db.MessageListUndispatchedParams{Until: until, MaxRows: limit})
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]Ref, len(rows))
+	for i, r := range rows {
+		refs[i] = Ref{TenantID: r.TenantID, ID: r.ID, DueAt: r.DueAt, Variant: r.Kind}
+	}
+	return refs, nil
+}
+
+// Stalled implements Dispatchable: due more than a grace period ago and not
+// started, or claimed longer ago than any send can take.
+func (Messages) Stalled(ctx context.Context, q *db.Queries, now time.Time, limit int32) ([]Ref, error) {
+	rows, err := q.MessageListStalled(ctx, db.MessageListStalledParams{
+		OverdueBefore: now.Add(-stallGrace), CheckedBefore: now.Add(-stallRecheck),
+		ClaimedBefore: now.Add(-claimTimeout), MaxRows: limit})
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]Ref, len(rows))
+	for i, r := range rows {
+		refs[i] = Ref{TenantID: r.TenantID, ID: r.ID, DueAt: r.DueAt, Variant: r.Kind}
+	}
+	return refs, nil
+}
+
+// MarkEnqueued implements Dispatchable.
+func (Messages) MarkEnqueued(ctx context.Context, q *db.Queries, ids []uuid.UUID, now time.Time) error {
+	return q.MessageMarkEnqueued(ctx, db.MessageMarkEnqueuedParams{Ids: ids, Now: now})
+}
+
+// ForgetEnqueued implements Dispatchable.
+func (Messages) ForgetEnqueued(ctx context.Context, q *db.Queries) (int64, error) {
+	return q.MessageForgetEnqueued(ctx)
+}
+
+// NewMessage is a message to create.
+type NewMessage struct {
+	TenantID  uuid.UUID
+	ContactID uuid.UUID
+	Kind      string // manual, confirmation, reminder, on_the_way, follow_up, bulk, verification, notice
+	Channel   string // sms, email
+	Subject   *string
+	Body      string
+	SendAt    time.Time
+}
+
+// InsertMessage writes a message row inside the caller's transaction. When
+// it is due within the horizon the row is marked enqueued; the caller then
+// hands it to EnqueueMessages after the transaction commits.
+func (d *Dispatcher) InsertMessage(ctx context.Context, q *db.Queries, m NewMessage) (db.Message, error) {
+	now := d.Clock.Now()
+	status := "queued"
+	if m.SendAt.After(now) {
+		status = "scheduled"
+	}
+	var enqueuedAt *time.Time
+	if d.Within(m.SendAt) {
+		enqueuedAt = &now
+	}
+	return q.MessageCreate(ctx, db.MessageCreateParams{
+		TenantID: m.TenantID, ContactID: &m.ContactID, Kind: m.Kind, Channel: m.Channel, Subject: m.Subject,
+		Body: m.Body, Status: status, SendAt: m.SendAt, DueAt: m.SendAt, EnqueuedAt: enqueuedAt, Now: now})
+}
+
+// EnqueueMessages puts freshly committed messages that InsertMessage marked
+// enqueued into Redis. When Redis refuses, the mark is cleared so the
+// due-scan picks the message up; the request that created it still
+// succeeds, because PostgreSQL has it.
+func (d *Dispatcher) EnqueueMessages(ctx context.Context, msgs ...db.Message) {
+	for _, m := range msgs {
+		if m.EnqueuedAt == nil {
+			continue
+		}
+		ref := Ref{TenantID: m.TenantID, ID: m.ID, DueAt: m.DueAt, Variant: m.Kind}
+		if err := d.Enqueue(ctx, Messages{}, ref); err != nil {
+			d.Logger.WarnContext(ctx, "enqueue deferred to the due-scan", "message_id", m.ID, "err", err)
+			uerr := d.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) error {
+				return q.MessageUnmarkEnqueued(ctx, db.MessageUnmarkEnqueuedParams{TenantID: m.TenantID, ID: m.ID})
+			})
+			if uerr != nil {
+				d.Logger.ErrorContext(ctx, "could not unmark message; the stalled scan will recover it", "message_id", m.ID, "err", uerr)
+			}
+		}
+	}
+}
+
+// ForgetMessage removes a cancelled message's task from Redis, if asynq
+// still holds it waiting. A task already running finds the row cancelled.
+func (d *Dispatcher) ForgetMessage(m db.Message) {
+	job := NewMessageSendJob(m.TenantID, m.ID, m.Kind)
+	d.Inspector.DeleteTask(job.Queue, job.ID) //nolint:errcheck // not found or active: nothing to remove
+}
