@@ -1,0 +1,170 @@
+package intake
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/errandhq/errand/internal/fault"
+	"github.com/errandhq/errand/internal/logging"
+)
+
+// status maps each fault code to its HTTP status: the only place that does.
+func status(c fault.Code) int {
+	switch c {
+	case fault.Malformed:
+		return http.StatusBadRequest
+	case fault.Unauthenticated:
+		return http.StatusUnauthorized
+	case fault.Forbidden, fault.TenantCancelled:
+		return http.StatusForbidden
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.MethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case fault.Conflict:
+		return http.StatusConflict
+	case fault.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case fault.UnsupportedType:
+		return http.StatusUnsupportedMediaType
+	case fault.Invalid:
+		return http.StatusUnprocessableEntity
+	case fault.RateLimited:
+		return http.StatusTooManyRequests
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+var (
+	errPanic   = errors.New("handler panicked")
+	errNoRoute = fault.New(fault.NotFound, "no such endpoint; see the OpenAPI document at /openapi.yaml")
+	errMethod  = fault.New(fault.MethodNotAllowed, "this endpoint does not accept that method; see the Allow header")
+)
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Details   any    `json:"details,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// writeError answers with err in the API's error format. Anything that is
+// not a fault is an internal error: logged, and answered without detail.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	f, ok := fault.As(err)
+	if !ok {
+		s.logger.ErrorContext(r.Context(), "request failed", "err", err)
+		f = &fault.Error{Code: "internal_error", Message: "something went wrong on our side; the request ID identifies it in our logs"}
+	}
+	code := string(f.Code)
+	if f.Subcode != "" {
+		code = f.Subcode
+	}
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
+	encode(w, status(f.Code), errorBody{Error: errorDetail{
+		Code: code, Message: f.Message, Details: f.Details, RequestID: requestID(r.Context()),
+	}})
+}
+
+// encode writes v as JSON with the given status.
+func encode(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v) //nolint:errcheck // the client went away; nothing to do
+}
+
+// decode reads a JSON request body into v strictly: the body must be JSON,
+// a single object, with no unknown fields and the right types.
+func decode[T any](r *http.Request) (T, error) {
+	var v T
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return v, fault.New(fault.UnsupportedType, "send the body as application/json")
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeFault(err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		if tooLarge(err) {
+			return v, decodeFault(err)
+		}
+		return v, fault.New(fault.Malformed, "the body must hold a single JSON object")
+	}
+	return v, nil
+}
+
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+// decodeFault explains a JSON decoding error in terms of the request.
+func decodeFault(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case tooLarge(err):
+		var mbe *http.MaxBytesError
+		errors.As(err, &mbe)
+		return fault.New(fault.TooLarge, "the body is larger than the %d bytes allowed", mbe.Limit)
+	case errors.Is(err, io.EOF):
+		return fault.New(fault.Malformed, "the body is empty; send a JSON object")
+	case errors.As(err, &syntax):
+		return fault.New(fault.Malformed, "the body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fault.New(fault.Malformed, "the body is not valid JSON (it ends early)")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return fault.New(fault.Malformed, "the body must be a JSON object")
+		}
+		return fault.Fields(map[string]string{field: fmt.Sprintf("must be %s, not %s", jsonType(typ.Type.Kind().String()), typ.Value)})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return fault.Fields(map[string]string{name: "unknown field"})
+	}
+	return fault.New(fault.Malformed, "the body could not be read as JSON")
+}
+
+func jsonType(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct", "ptr":
+		return "an object"
+	case "int", "int32", "int64", "uint", "uint32", "uint64", "float64", "float32":
+		return "a number"
+	}
+	return "of another type"
+}
+
+// logRequest adds the request's attributes to every line logged with its
+// context.
+func logRequest(r *http.Request, id string) *http.Request {
+	return r.WithContext(logging.With(r.Context(), slog.String("request_id", id)))
+}

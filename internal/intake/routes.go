@@ -1,0 +1,32 @@
+package intake
+
+import "net/http"
+
+// routes is the whole API surface on one screen. Tenant routes take a
+// tenant API key; admin routes the admin token; webhooks check their own
+// signatures.
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", s.handleHealthz)
+	m.HandleFunc("GET /readyz", s.handleReadyz)
+	m.Handle("GET /metrics", s.metricsHandler())
+	m.HandleFunc("GET /openapi.yaml", s.handleOpenAPI)
+	if s.Console != nil {
+		m.Handle("/monitoring/", s.Console)
+		m.Handle("/monitoring", http.RedirectHandler("/monitoring/", http.StatusMovedPermanently))
+	}
+
+	// Admin.
+	m.Handle("POST /admin/v1/tenants", s.admin(s.idempotent(s.handleTenantCreate)))
+	m.Handle("GET /admin/v1/tenants/{id}", s.admin(s.handleTenantGet))
+	m.Handle("POST /admin/v1/tenants/{id}/api-keys", s.admin(s.idempotent(s.handleAPIKeyCreate)))
+	m.Handle("DELETE /admin/v1/api-keys/{prefix}", s.admin(s.handleAPIKeyRevoke))
+	m.Handle("GET /admin/v1/security-events", s.admin(s.handleSecurityEvents))
+
+	// Tenant resources.
+	m.Handle("PUT /v1/contacts/{external_id}", s.tenant(s.handleContactPut))
+	m.Handle("GET /v1/contacts/{external_id}", s.tenant(s.handleContactGet))
+	m.Handle("POST /v1/messages", s.tenant(s.idempotent(s.handleMessageCreate)))
+	m.Handle("GET /v1/messages/{id}", s.tenant(s.handleMessageGet))
+	m.Handle("DELETE /v1/messages/{id}", s.tenant(s.handleMessageCancel))
+}
