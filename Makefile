@@ -1,0 +1,36 @@
+# Errand's two commands are `make dev` (run everything) and `make test`
+# (run every check and test). Both start PostgreSQL and Redis first.
+GO ?= go
+TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: dev test services check generate build fmt fuzz bench clean
+
+dev: services
+	$(GO) run ./cmd/errand dev
+
+test: services check
+	$(GO) test $(TEST_FLAGS) ./...
+
+services:
+	@scripts/services.sh
+
+# check fails when code is unformatted, vet complains or the sqlc-generated
+# code no longer matches queries/ and db/migrations/.
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool sqlc vet
+	@$(GO) tool sqlc diff || { echo "sqlc-generated code is stale: run 'make generate' and commit"; exit 1; }
+
+generate:
+	$(GO) tool sqlc generate
+
+build:
+	$(GO) build -o bin/errand ./cmd/errand
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .errand

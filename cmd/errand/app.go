@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/clock"
+	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/console"
+	"github.com/errandhq/errand/internal/intake"
+	"github.com/errandhq/errand/internal/logging"
+	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/periodic"
+	"github.com/errandhq/errand/internal/provider"
+	"github.com/errandhq/errand/internal/ratelimit"
+	"github.com/errandhq/errand/internal/seclog"
+	"github.com/errandhq/errand/jobs"
+)
+
+// app is everything the roles share, wired once.
+type app struct {
+	cfg        config.Config
+	logger     *slog.Logger
+	clock      clock.Clock
+	store      *db.Store
+	redisOpt   asynq.RedisConnOpt
+	redis      redis.UniversalClient
+	client     *asynq.Client
+	inspector  *asynq.Inspector
+	metrics    *metrics.Metrics
+	seclog     *seclog.Log
+	dispatcher *jobs.Dispatcher
+	deps       jobs.Deps
+}
+
+func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, error) {
+	a := &app{cfg: cfg, logger: logging.New(stderr, cfg.LogLevel), clock: clock.Real{}}
+	var err error
+	a.redisOpt, err = asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rc, ok := a.redisOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("REDIS_URL: unsupported connection kind")
+	}
+	a.redis = rc
+	a.store, err = db.Open(ctx, cfg.DatabaseURL, cfg.DBRole, cfg.DBMaxConns)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.client = asynq.NewClientFromRedisClient(rc)
+	a.inspector = asynq.NewInspectorFromRedisClient(rc)
+	a.metrics = metrics.New()
+	a.metrics.WatchQueues(a.inspector)
+	a.seclog = &seclog.Log{Store: a.store, Clock: a.clock, Logger: a.logger}
+	a.dispatcher = &jobs.Dispatcher{
+		Store: a.store, Client: a.client, Inspector: a.inspector, Redis: rc, Clock: a.clock, Logger: a.logger,
+		Horizon: cfg.DispatchHorizon, Batch: 1000, Kinds: jobs.Dispatchables(),
+	}
+	a.deps = jobs.Deps{
+		Store: a.store, Clock: a.clock, Logger: a.logger, Metrics: a.metrics, Dispatcher: a.dispatcher,
+		SMS: a.smsSender(), Email: a.emailSender(), Retry: jobs.DefaultRetry,
+	}
+	if cfg.Twilio.Configured() {
+		a.deps.StatusCallbackURL = cfg.PublicURL + "/webhooks/twilio/status"
+	}
+	return a, nil
+}
+
+func (a *app) smsSender() jobs.SMSSender {
+	t := a.cfg.Twilio
+	if !t.Configured() {
+		return provider.NewOutbox(a.logger)
+	}
+	return provider.NewTwilio(provider.TwilioConfig{AccountSID: t.AccountSID, AuthToken: t.AuthToken, From: t.From, BaseURL: t.BaseURL})
+}
+
+func (a *app) emailSender() jobs.EmailSender {
+	r := a.cfg.Resend
+	if !r.Configured() {
+		return provider.NewOutbox(a.logger)
+	}
+	return provider.NewResend(provider.ResendConfig{APIKey: r.APIKey, From: r.From, BaseURL: r.BaseURL})
+}
+
+// warnOutbox says loudly, once, when messages are not really sent.
+func (a *app) warnOutbox(w io.Writer) {
+	var missing []string
+	if !a.cfg.Twilio.Configured() {
+		missing = append(missing, "SMS (set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER)")
+	}
+	if !a.cfg.Resend.Configured() {
+		missing = append(missing, "email (set RESEND_API_KEY, RESEND_FROM)")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n*** DEVELOPMENT OUTBOX: no provider credentials for %s.\n*** Those messages are logged and marked sent, NOT delivered.\n\n",
+		strings.Join(missing, " and "))
+	a.logger.Warn("development outbox in use: messages are not delivered", "channels", len(missing))
+}
+
+func (a *app) intake() *intake.Server {
+	return intake.NewServer(intake.Deps{
+		Store: a.store, Redis: a.redis, Inspector: a.inspector, Dispatcher: a.dispatcher, Clock: a.clock,
+		Logger: a.logger, Metrics: a.metrics, Limiter: ratelimit.New(a.redis), SecLog: a.seclog,
+		AdminToken: a.cfg.AdminToken, PublicURL: a.cfg.PublicURL, MaxBodyBytes: a.cfg.MaxBodyBytes,
+		RateLimit: ratelimit.PerSecond(a.cfg.RateLimit, a.cfg.RateBurst),
+		Console: console.New(console.Config{
+			Store: a.store, Clock: a.clock, Logger: a.logger, SecLog: a.seclog, AdminToken: a.cfg.AdminToken,
+			Redis: a.redisOpt, Secure: strings.HasPrefix(a.cfg.PublicURL, "https://"),
+		}),
+	})
+}
+
+func (a *app) worker() *jobs.Worker {
+	return jobs.NewWorker(a.redisOpt, jobs.WorkerConfig{
+		Concurrency: a.cfg.WorkerConcurrency, ShutdownTimeout: a.cfg.ShutdownTimeout,
+		TaskCheckInterval: 100 * time.Millisecond,
+	}, a.deps)
+}
+
+func (a *app) scheduler() *periodic.Scheduler {
+	return &periodic.Scheduler{Client: a.client, Clock: a.clock, Logger: a.logger, Entries: jobs.Periodic(a.cfg.DispatchInterval)}
+}
+
+func (a *app) close() {
+	if a.client != nil {
+		a.client.Close()
+	}
+	if a.inspector != nil {
+		a.inspector.Close()
+	}
+	if a.redis != nil {
+		a.redis.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
