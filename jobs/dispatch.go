@@ -123,6 +123,9 @@ func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
 	}
 	if lost {
 		res.RedisLost = true
+		if err := d.registerQueues(ctx); err != nil {
+			return res, err
+		}
 		for _, k := range d.Kinds {
 			var n int64
 			err := d.Store.AsSystem(ctx, func(q *db.Queries) error {
@@ -156,6 +159,20 @@ func (d *Dispatcher) checkEpoch(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("check redis epoch: %w", err)
 	}
 	return set, nil
+}
+
+// allQueuesKey is asynq's set of known queues (its base.AllQueues). An
+// asynq client remembers which queues it has added there and never adds
+// them again, so after Redis lost its data the inspector, and asynqmon,
+// would not see queues whose tasks the workers still run.
+const allQueuesKey = "asynq:queues"
+
+func (d *Dispatcher) registerQueues(ctx context.Context) error {
+	queues := []any{QueueCritical, QueueNotifications, QueueBulk, QueueMaintenance}
+	if err := d.Redis.SAdd(ctx, allQueuesKey, queues...).Err(); err != nil {
+		return fmt.Errorf("register queues: %w", err)
+	}
+	return nil
 }
 
 func (d *Dispatcher) enqueueDue(ctx context.Context, k Dispatchable, res *ScanResult) error {

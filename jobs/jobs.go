@@ -174,6 +174,9 @@ type WorkerConfig struct {
 	// TaskCheckInterval is how often idle workers poll Redis; lower means
 	// lower enqueue→start latency for more Redis commands.
 	TaskCheckInterval time.Duration
+	// DelayedTaskCheckInterval is how often scheduled and retrying tasks
+	// are moved to their queue when due (default one second).
+	DelayedTaskCheckInterval time.Duration
 }
 
 // Worker is a worker process's task servers: a small one that serves only
@@ -188,6 +191,9 @@ func NewWorker(redis asynq.RedisConnOpt, cfg WorkerConfig, d Deps) *Worker {
 	ks := kinds(d)
 	mux := asynq.NewServeMux()
 	Register(mux, d)
+	if cfg.DelayedTaskCheckInterval <= 0 {
+		cfg.DelayedTaskCheckInterval = time.Second
+	}
 	critical := cfg.Concurrency / 5
 	if critical < 2 {
 		critical = 2
@@ -199,7 +205,7 @@ func NewWorker(redis asynq.RedisConnOpt, cfg WorkerConfig, d Deps) *Worker {
 		Logger:                   asynqLogger{d.Logger},
 		LogLevel:                 asynq.WarnLevel,
 		TaskCheckInterval:        cfg.TaskCheckInterval,
-		DelayedTaskCheckInterval: time.Second,
+		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
 		BaseContext:              context.Background,
 	}
 	mainCfg := base

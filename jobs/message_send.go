@@ -91,9 +91,8 @@ type sendPlan struct {
 	tenantName string
 	to         string
 	recovering bool // an earlier attempt may have reached the provider
+	done       bool // nothing to send: finished, deferred or already sent
 }
-
-var errNothingToDo = errors.New("nothing to do")
 
 // ProcessTask implements asynq.Handler.
 func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) error {
@@ -103,10 +102,7 @@ func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	ctx = logging.With(ctx, slog.String("tenant_id", p.TenantID.String()), slog.String("message_id", p.MessageID.String()))
 	plan, err := h.claim(ctx, p)
-	if errors.Is(err, errNothingToDo) {
-		return nil
-	}
-	if err != nil {
+	if err != nil || plan.done {
 		return err
 	}
 	if plan.recovering && plan.msg.Channel == "sms" {
@@ -124,14 +120,16 @@ func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // claim decides, under the row lock, whether and where to send, and
-// records the attempt before any provider is called.
+// records the attempt before any provider is called. Decisions not to send
+// (finish, defer) commit with it.
 func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan, error) {
 	var plan sendPlan
 	err := h.Store.InTenant(ctx, p.TenantID, func(q *db.Queries) error {
 		row, err := q.MessageLock(ctx, db.MessageLockParams{TenantID: p.TenantID, ID: p.MessageID})
 		if db.IsNotFound(err) {
 			h.Logger.InfoContext(ctx, "message no longer exists; nothing to send")
-			return errNothingToDo
+			plan.done = true
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("lock message: %w", err)
@@ -143,17 +141,16 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 				return err
 			}
 			h.Logger.InfoContext(ctx, "message not sent", "status", status, "reason", reason)
-			return errNothingToDo
+			plan.done = true
+			return nil
 		}
 		switch m.Status {
 		case "scheduled", "queued":
 			if m.DueAt.After(now.Add(earlyTolerance)) {
 				// Early (a clock disagreed, or someone ran it by hand): the
 				// dispatcher enqueues it again when it is due.
-				if err := q.MessageDefer(ctx, db.MessageDeferParams{TenantID: m.TenantID, ID: m.ID, Now: now}); err != nil {
-					return err
-				}
-				return errNothingToDo
+				plan.done = true
+				return q.MessageDefer(ctx, db.MessageDeferParams{TenantID: m.TenantID, ID: m.ID, Now: now})
 			}
 		case "sending":
 			if m.ClaimedAt != nil && now.Sub(*m.ClaimedAt) < claimTimeout {
@@ -161,7 +158,8 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 				return Retry(errors.New("another worker is sending this message"), wait)
 			}
 		default:
-			return errNothingToDo // sent, delivered, failed, suppressed, cancelled: done
+			plan.done = true // sent, delivered, failed, suppressed, cancelled
+			return nil
 		}
 		plan.recovering = m.ClaimedAt != nil
 		if m.Attempts >= maxMessageAttempts {
@@ -238,7 +236,7 @@ func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provid
 	}
 
 	perr := provider.Classify(sendErr)
-	reason := perr.Message
+	reason := describe(perr)
 	switch perr.Kind {
 	case provider.OptedOut:
 		return h.finishWith(ctx, m, "suppressed", reason, nil)
@@ -271,6 +269,23 @@ func (h *MessageSend) finishWith(ctx context.Context, m db.Message, status, reas
 	return ret
 }
 
+// describe is a provider failure as a person reads it on the message: what
+// happened and the provider's own code. It carries no number or address.
+func describe(e *provider.Error) string {
+	s := e.Message
+	if e.Status != 0 {
+		s += fmt.Sprintf(" (HTTP %d", e.Status)
+		if e.Code != "" && e.Code != fmt.Sprintf("http_%d", e.Status) {
+			s += ", code " + e.Code
+		}
+		return s + ")"
+	}
+	if e.Code != "" {
+		s += " (" + e.Code + ")"
+	}
+	return s
+}
+
 // GiveUp marks the message failed when asynq stops retrying it.
 func (h *MessageSend) GiveUp(ctx context.Context, payload []byte, cause error) error {
 	var p MessageSendPayload
@@ -280,7 +295,7 @@ func (h *MessageSend) GiveUp(ctx context.Context, payload []byte, cause error) e
 	reason := "gave up: " + cause.Error()
 	var perr *provider.Error
 	if errors.As(cause, &perr) {
-		reason = "gave up: " + perr.Message
+		reason = "gave up: " + describe(perr)
 	}
 	return h.Store.InTenant(ctx, p.TenantID, func(q *db.Queries) error {
 		return q.MessageFinish(ctx, db.MessageFinishParams{TenantID: p.TenantID, ID: p.MessageID,

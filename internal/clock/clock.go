@@ -13,11 +13,12 @@ type Clock interface {
 	Now() time.Time
 }
 
-// Real is the system clock, in UTC.
+// Real is the system clock, in UTC, to the microsecond (PostgreSQL's
+// resolution, so a time survives a round trip through the database).
 type Real struct{}
 
 // Now returns the current UTC time.
-func (Real) Now() time.Time { return time.Now().UTC() }
+func (Real) Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // Fake is a clock that only moves when told to. It is safe for concurrent use.
 type Fake struct {
@@ -26,7 +27,7 @@ type Fake struct {
 }
 
 // NewFake returns a Fake set to t.
-func NewFake(t time.Time) *Fake { return &Fake{now: t.UTC()} }
+func NewFake(t time.Time) *Fake { return &Fake{now: t.UTC().Truncate(time.Microsecond)} }
 
 // Now returns the fake's current time.
 func (f *Fake) Now() time.Time {
@@ -39,13 +40,13 @@ func (f *Fake) Now() time.Time {
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.now = t.UTC()
+	f.now = t.UTC().Truncate(time.Microsecond)
 }
 
 // Advance moves the clock forward by d and returns the new time.
 func (f *Fake) Advance(d time.Duration) time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
+	f.now = f.now.Add(d).Truncate(time.Microsecond)
 	return f.now
 }

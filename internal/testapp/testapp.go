@@ -69,7 +69,7 @@ type Options struct {
 	Retry     jobs.RetryPolicy
 }
 
-// New starts the intake (no workers yet) with a fake clock set to the real
+// New starts the intake (no workers yet) on an empty Redis database with a fake clock set to the real
 // time, so asynq's clock and Errand's agree until a test moves one.
 func New(t testing.TB, opts ...func(*Options)) *App {
 	t.Helper()
@@ -86,7 +86,14 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 		}
 	})
 	a.Store = testenv.Store(t)
+	testenv.Reset(t)
 	a.Redis = testenv.Redis(t)
+	// The package's Redis database is shared by its tests, one at a time:
+	// start each from empty so no task of an earlier test reaches this
+	// test's workers. (Tests using an App must not run in parallel.)
+	if err := a.Redis.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
 	a.RedisOpt = testenv.RedisOpt(t)
 	a.Client = asynq.NewClient(a.RedisOpt)
 	a.Inspector = asynq.NewInspector(a.RedisOpt)
@@ -124,7 +131,7 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 func (a *App) StartWorker(concurrency int) *jobs.Worker {
 	a.T.Helper()
 	w := jobs.NewWorker(a.RedisOpt, jobs.WorkerConfig{Concurrency: concurrency, ShutdownTimeout: 3 * time.Second,
-		TaskCheckInterval: 20 * time.Millisecond}, a.Deps)
+		TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 50 * time.Millisecond}, a.Deps)
 	if err := w.Start(); err != nil {
 		a.T.Fatal(err)
 	}
