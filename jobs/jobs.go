@@ -21,6 +21,7 @@ import (
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/clock"
+	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/periodic"
@@ -77,6 +78,7 @@ type Deps struct {
 	SMS        SMSSender
 	Email      EmailSender
 	Retry      RetryPolicy
+	Files      filestore.Store
 	// StatusCallbackURL is where Twilio reports delivery status ("" = none).
 	StatusCallbackURL string
 }

@@ -74,7 +74,9 @@ func task(m db.Message) *asynq.Task {
 	return asynq.NewTask(j.Type, j.Payload)
 }
 
-func (f fixture) status(t *testing.T, m db.Message) db.Message { return f.app.Message(f.tenant.ID, m.ID) }
+func (f fixture) status(t *testing.T, m db.Message) db.Message {
+	return f.app.Message(f.tenant.ID, m.ID)
+}
 
 func TestTaskRunTwiceSendsOnce(t *testing.T) {
 	f := setup(t)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/errandhq/errand/internal/clock"
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/console"
+	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/intake"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/metrics"
@@ -38,6 +40,7 @@ type app struct {
 	metrics    *metrics.Metrics
 	seclog     *seclog.Log
 	dispatcher *jobs.Dispatcher
+	files      filestore.Store
 	deps       jobs.Deps
 }
 
@@ -58,6 +61,13 @@ func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, err
 		a.close()
 		return nil, err
 	}
+	if cfg.SecretKey != "" {
+		a.files, err = filestore.NewLocal(filepath.Join(cfg.DataDir, "files"), cfg.SecretKey)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+	}
 	a.client = asynq.NewClientFromRedisClient(rc)
 	a.inspector = asynq.NewInspectorFromRedisClient(rc)
 	a.metrics = metrics.New()
@@ -69,7 +79,7 @@ func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, err
 	}
 	a.deps = jobs.Deps{
 		Store: a.store, Clock: a.clock, Logger: a.logger, Metrics: a.metrics, Dispatcher: a.dispatcher,
-		SMS: a.smsSender(), Email: a.emailSender(), Retry: jobs.DefaultRetry,
+		SMS: a.smsSender(), Email: a.emailSender(), Retry: jobs.DefaultRetry, Files: a.files,
 	}
 	if cfg.Twilio.Configured() {
 		a.deps.StatusCallbackURL = cfg.PublicURL + "/webhooks/twilio/status"
@@ -113,7 +123,7 @@ func (a *app) warnOutbox(w io.Writer) {
 func (a *app) intake() *intake.Server {
 	return intake.NewServer(intake.Deps{
 		Store: a.store, Redis: a.redis, Inspector: a.inspector, Dispatcher: a.dispatcher, Clock: a.clock,
-		Logger: a.logger, Metrics: a.metrics, Limiter: ratelimit.New(a.redis), SecLog: a.seclog,
+		Logger: a.logger, Metrics: a.metrics, Limiter: ratelimit.New(a.redis), SecLog: a.seclog, Files: a.files,
 		AdminToken: a.cfg.AdminToken, PublicURL: a.cfg.PublicURL, MaxBodyBytes: a.cfg.MaxBodyBytes,
 		RateLimit: ratelimit.PerSecond(a.cfg.RateLimit, a.cfg.RateBurst),
 		Console: console.New(console.Config{

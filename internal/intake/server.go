@@ -20,6 +20,7 @@ import (
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/account"
 	"github.com/errandhq/errand/internal/clock"
+	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/ratelimit"
 	"github.com/errandhq/errand/internal/seclog"
@@ -37,6 +38,7 @@ type Deps struct {
 	Metrics      *metrics.Metrics
 	Limiter      *ratelimit.Limiter
 	SecLog       *seclog.Log
+	Files        filestore.Store
 	AdminToken   string
 	PublicURL    string
 	MaxBodyBytes int64

@@ -28,6 +28,7 @@ import (
 	"github.com/errandhq/errand/internal/clock"
 	"github.com/errandhq/errand/internal/console"
 	"github.com/errandhq/errand/internal/fakes"
+	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/intake"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/metrics"
@@ -57,6 +58,8 @@ type App struct {
 	URL        string
 	Twilio     *fakes.Twilio
 	Resend     *fakes.Resend
+	Files      *filestore.Local
+	FilesDir   string
 	AdminToken string
 	Logs       *Buffer
 	Logger     *slog.Logger
@@ -101,6 +104,12 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	a.Twilio, a.Resend = fakes.NewTwilio(), fakes.NewResend()
 	t.Cleanup(a.Twilio.Close)
 	t.Cleanup(a.Resend.Close)
+	a.FilesDir = t.TempDir()
+	files, err := filestore.NewLocal(a.FilesDir, "test-secret-key-0123456789abcdef-0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Files = files
 	a.Metrics = metrics.New()
 	a.SecLog = &seclog.Log{Store: a.Store, Clock: a.Clock, Logger: a.Logger}
 	a.Dispatcher = &jobs.Dispatcher{Store: a.Store, Client: a.Client, Inspector: a.Inspector, Redis: a.Redis,
@@ -111,11 +120,11 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 			From: "+15005550006", BaseURL: a.Twilio.URL, Timeout: 2 * time.Second}),
 		Email: provider.NewResend(provider.ResendConfig{APIKey: a.Resend.APIKey, From: "Errand <noreply@example.com>",
 			BaseURL: a.Resend.URL, Timeout: 2 * time.Second}),
-		Retry: o.Retry,
+		Retry: o.Retry, Files: a.Files,
 	}
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
-		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog,
+		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
 		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit,
 		Console: console.New(console.Config{Store: a.Store, Clock: a.Clock, Logger: a.Logger, SecLog: a.SecLog,
 			AdminToken: a.AdminToken, Redis: a.RedisOpt}),
