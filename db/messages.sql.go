@@ -340,7 +340,8 @@ func (q *Queries) MessageListUndispatched(ctx context.Context, arg MessageListUn
 }
 
 const messageLock = `-- name: MessageLock :one
-SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name
+SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
+       t.owner_email AS tenant_owner_email
 FROM messages m
 JOIN tenants t ON t.id = m.tenant_id
 LEFT JOIN contacts c ON c.id = m.contact_id
@@ -354,13 +355,15 @@ type MessageLockParams struct {
 }
 
 type MessageLockRow struct {
-	Message      Message
-	ContactPhone *string
-	ContactEmail *string
-	TenantName   string
+	Message          Message
+	ContactPhone     *string
+	ContactEmail     *string
+	TenantName       string
+	TenantOwnerEmail *string
 }
 
-// MessageLock loads a message and where it goes, holding the row until the
+// MessageLock loads a message and where it goes (its contact, or for a
+// message without one, the tenant's owner), holding the row until the
 // transaction ends so two workers never claim it together.
 func (q *Queries) MessageLock(ctx context.Context, arg MessageLockParams) (MessageLockRow, error) {
 	row := q.db.QueryRow(ctx, messageLock, arg.TenantID, arg.ID)
@@ -389,6 +392,7 @@ func (q *Queries) MessageLock(ctx context.Context, arg MessageLockParams) (Messa
 		&i.ContactPhone,
 		&i.ContactEmail,
 		&i.TenantName,
+		&i.TenantOwnerEmail,
 	)
 	return i, err
 }

@@ -88,6 +88,27 @@ type SecurityEvent struct {
 	Detail     json.RawMessage
 }
 
+type Suppression struct {
+	TenantID    uuid.UUID
+	Channel     string
+	AddressHash []byte
+	Reason      string
+	Source      string
+	CreatedAt   time.Time
+}
+
+type SuppressionEvent struct {
+	ID          int64
+	TenantID    uuid.UUID
+	Channel     string
+	AddressHash []byte
+	Action      string
+	Keyword     string
+	Source      string
+	Reference   string
+	OccurredAt  time.Time
+}
+
 type Tenant struct {
 	ID            uuid.UUID
 	Name          string
@@ -96,4 +117,5 @@ type Tenant struct {
 	Status        string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	OwnerEmail    *string
 }

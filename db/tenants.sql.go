@@ -15,7 +15,7 @@ import (
 const tenantCreate = `-- name: TenantCreate :one
 INSERT INTO tenants (name, timezone, default_region, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $4)
-RETURNING id, name, timezone, default_region, status, created_at, updated_at
+RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email
 `
 
 type TenantCreateParams struct {
@@ -41,12 +41,13 @@ func (q *Queries) TenantCreate(ctx context.Context, arg TenantCreateParams) (Ten
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.OwnerEmail,
 	)
 	return i, err
 }
 
 const tenantFindByName = `-- name: TenantFindByName :one
-SELECT id, name, timezone, default_region, status, created_at, updated_at FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1
+SELECT id, name, timezone, default_region, status, created_at, updated_at, owner_email FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1
 `
 
 func (q *Queries) TenantFindByName(ctx context.Context, name string) (Tenant, error) {
@@ -60,12 +61,13 @@ func (q *Queries) TenantFindByName(ctx context.Context, name string) (Tenant, er
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.OwnerEmail,
 	)
 	return i, err
 }
 
 const tenantGet = `-- name: TenantGet :one
-SELECT id, name, timezone, default_region, status, created_at, updated_at FROM tenants WHERE id = $1
+SELECT id, name, timezone, default_region, status, created_at, updated_at, owner_email FROM tenants WHERE id = $1
 `
 
 func (q *Queries) TenantGet(ctx context.Context, id uuid.UUID) (Tenant, error) {
@@ -79,6 +81,34 @@ func (q *Queries) TenantGet(ctx context.Context, id uuid.UUID) (Tenant, error) {
 		&i.Status,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.OwnerEmail,
+	)
+	return i, err
+}
+
+const tenantSetOwnerEmail = `-- name: TenantSetOwnerEmail :one
+UPDATE tenants SET owner_email = $1, updated_at = $2 WHERE id = $3
+RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email
+`
+
+type TenantSetOwnerEmailParams struct {
+	OwnerEmail *string
+	Now        time.Time
+	ID         uuid.UUID
+}
+
+func (q *Queries) TenantSetOwnerEmail(ctx context.Context, arg TenantSetOwnerEmailParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantSetOwnerEmail, arg.OwnerEmail, arg.Now, arg.ID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Timezone,
+		&i.DefaultRegion,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.OwnerEmail,
 	)
 	return i, err
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/periodic"
 	"github.com/errandhq/errand/internal/provider"
+	"github.com/errandhq/errand/internal/pseudonym"
 )
 
 // Queues. Verification codes ride alone in critical, served by workers of
@@ -79,6 +80,10 @@ type Deps struct {
 	Email      EmailSender
 	Retry      RetryPolicy
 	Files      filestore.Store
+	Pseudonyms *pseudonym.Hasher
+	// Renderers write the text of messages of some kinds at send time
+	// (kind → renderer); other kinds send their stored body.
+	Renderers map[string]Renderer
 	// StatusCallbackURL is where Twilio reports delivery status ("" = none).
 	StatusCallbackURL string
 }
@@ -93,8 +98,7 @@ type kind struct {
 
 // kinds is the table of every task type Errand runs.
 func kinds(d Deps) map[string]kind {
-	send := &MessageSend{Store: d.Store, Clock: d.Clock, Logger: d.Logger, SMS: d.SMS, Email: d.Email,
-		Retry: d.Retry, StatusCallbackURL: d.StatusCallbackURL}
+	send := NewMessageSend(d)
 	return map[string]kind{
 		TypeMessageSend:  {handler: send, giveUp: send.GiveUp},
 		TypeDispatchScan: {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},

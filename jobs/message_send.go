@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,6 +16,7 @@ import (
 	"github.com/errandhq/errand/internal/clock"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/provider"
+	"github.com/errandhq/errand/internal/pseudonym"
 )
 
 // TypeMessageSend delivers one message row to its provider.
@@ -82,7 +84,32 @@ type MessageSend struct {
 	SMS               SMSSender
 	Email             EmailSender
 	Retry             RetryPolicy
+	Pseudonyms        *pseudonym.Hasher
+	Renderers         map[string]Renderer
 	StatusCallbackURL string
+}
+
+// NewMessageSend builds the handler from the shared dependencies.
+func NewMessageSend(d Deps) *MessageSend {
+	return &MessageSend{Store: d.Store, Clock: d.Clock, Logger: d.Logger, SMS: d.SMS, Email: d.Email,
+		Retry: d.Retry, Pseudonyms: d.Pseudonyms, Renderers: d.Renderers, StatusCallbackURL: d.StatusCallbackURL}
+}
+
+// A Renderer writes the text of a message at send time, inside the claim
+// transaction: for kinds whose text must never be stored (verification
+// codes) or depends on data that may change until then (an appointment's
+// time in the recipient's zone). It must be deterministic for a given
+// message, because a retry compares its output with what the provider
+// may already have accepted. An error it wraps with Permanent fails the
+// message with that reason; others are retried.
+type Renderer interface {
+	Render(ctx context.Context, q *db.Queries, m db.Message) (Rendered, error)
+}
+
+// Rendered is a message's text.
+type Rendered struct {
+	Subject string
+	Body    string
 }
 
 // sendPlan is what the claim transaction decided.
@@ -90,6 +117,7 @@ type sendPlan struct {
 	msg        db.Message
 	tenantName string
 	to         string
+	text       Rendered
 	recovering bool // an earlier attempt may have reached the provider
 	done       bool // nothing to send: finished, deferred or already sent
 }
@@ -165,17 +193,46 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		if m.Attempts >= maxMessageAttempts {
 			return finish("failed", fmt.Sprintf("gave up after %d attempts", m.Attempts))
 		}
-		switch m.Channel {
-		case "sms":
+		switch {
+		case m.ContactID == nil && m.Channel == "email":
+			// Messages to the business itself (notices, warnings, deadlines).
+			if row.TenantOwnerEmail == nil {
+				return finish("suppressed", "the tenant has no owner email address")
+			}
+			plan.to = *row.TenantOwnerEmail
+		case m.ContactID == nil:
+			return finish("suppressed", "no recipient")
+		case m.Channel == "sms":
 			if row.ContactPhone == nil {
 				return finish("suppressed", "contact has no phone number")
 			}
 			plan.to = *row.ContactPhone
-		case "email":
+		default:
 			if row.ContactEmail == nil {
 				return finish("suppressed", "contact has no email address")
 			}
 			plan.to = *row.ContactEmail
+		}
+		sup, err := q.SuppressionGet(ctx, db.SuppressionGetParams{TenantID: m.TenantID, Channel: m.Channel,
+			AddressHash: h.Pseudonyms.Address(m.Channel, plan.to)})
+		if err == nil {
+			return finish("suppressed", suppressionReason(sup.Reason))
+		}
+		if !db.IsNotFound(err) {
+			return fmt.Errorf("check suppression: %w", err)
+		}
+		plan.text = Rendered{Body: m.Body}
+		if m.Subject != nil {
+			plan.text.Subject = *m.Subject
+		}
+		if r, ok := h.Renderers[m.Kind]; ok {
+			plan.text, err = r.Render(ctx, q, m)
+			if errors.Is(err, asynq.SkipRetry) {
+				return finish("failed", strings.TrimSuffix(err.Error(), " ("+asynq.SkipRetry.Error()+")"))
+			}
+			if err != nil {
+				return fmt.Errorf("render %s message: %w", m.Kind, err)
+			}
 		}
 		return q.MessageClaim(ctx, db.MessageClaimParams{TenantID: m.TenantID, ID: m.ID, Destination: &plan.to, Now: now})
 	})
@@ -187,7 +244,7 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 // another message (the same words sent twice) does not count.
 func (h *MessageSend) findSent(ctx context.Context, plan sendPlan) (provider.Receipt, bool, error) {
 	m := plan.msg
-	receipt, found, err := h.SMS.FindSMS(ctx, plan.to, m.Body, m.CreatedAt.Add(-time.Minute))
+	receipt, found, err := h.SMS.FindSMS(ctx, plan.to, plan.text.Body, m.CreatedAt.Add(-time.Minute))
 	if err != nil || !found {
 		return receipt, false, err
 	}
@@ -206,13 +263,13 @@ func (h *MessageSend) send(ctx context.Context, plan sendPlan) (provider.Receipt
 	m := plan.msg
 	switch m.Channel {
 	case "sms":
-		return h.SMS.SendSMS(ctx, provider.SMS{To: plan.to, Body: m.Body, StatusCallback: h.StatusCallbackURL})
+		return h.SMS.SendSMS(ctx, provider.SMS{To: plan.to, Body: plan.text.Body, StatusCallback: h.StatusCallbackURL})
 	case "email":
-		subject := "A message from " + plan.tenantName
-		if m.Subject != nil && *m.Subject != "" {
-			subject = *m.Subject
+		subject := plan.text.Subject
+		if subject == "" {
+			subject = "A message from " + plan.tenantName
 		}
-		return h.Email.SendEmail(ctx, provider.Email{To: plan.to, Subject: subject, Text: m.Body,
+		return h.Email.SendEmail(ctx, provider.Email{To: plan.to, Subject: subject, Text: plan.text.Body,
 			IdempotencyKey: "message-" + m.ID.String()})
 	}
 	return provider.Receipt{}, fmt.Errorf("unknown channel %q", m.Channel)
@@ -239,7 +296,8 @@ func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provid
 	reason := describe(perr)
 	switch perr.Kind {
 	case provider.OptedOut:
-		return h.finishWith(ctx, m, "suppressed", reason, nil)
+		h.suppress(ctx, plan, "carrier_opt_out", "twilio_"+perr.Code)
+		return h.finishWith(ctx, m, "suppressed", suppressionReason("carrier_opt_out"), nil)
 	case provider.Permanent:
 		return h.finishWith(ctx, m, "failed", reason, Permanent(perr))
 	}
@@ -267,6 +325,40 @@ func (h *MessageSend) finishWith(ctx context.Context, m db.Message, status, reas
 	}
 	h.Logger.InfoContext(ctx, "message not sent", "status", status, "reason", reason)
 	return ret
+}
+
+// suppress adds the message's address to its tenant's suppression list, with
+// a record of why, when the provider says the recipient opted out.
+func (h *MessageSend) suppress(ctx context.Context, plan sendPlan, reason, source string) {
+	m := plan.msg
+	hash := h.Pseudonyms.Address(m.Channel, plan.to)
+	now := h.Clock.Now()
+	err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) error {
+		if err := q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: m.TenantID, Channel: m.Channel,
+			AddressHash: hash, Reason: reason, Source: source, Now: now}); err != nil {
+			return err
+		}
+		return q.SuppressionEventRecord(ctx, db.SuppressionEventRecordParams{TenantID: m.TenantID, Channel: m.Channel,
+			AddressHash: hash, Action: "opt_out", Source: source, Reference: "message:" + m.ID.String(), OccurredAt: now})
+	})
+	if err != nil {
+		h.Logger.ErrorContext(ctx, "could not record opt-out", "err", err)
+	}
+}
+
+// suppressionReason says why a suppressed address gets nothing.
+func suppressionReason(reason string) string {
+	switch reason {
+	case "opted_out":
+		return "recipient opted out"
+	case "carrier_opt_out":
+		return "recipient opted out (the carrier refused: unsubscribed)"
+	case "bounced":
+		return "email address bounced"
+	case "complained":
+		return "recipient marked an earlier email as spam"
+	}
+	return "recipient is on the suppression list (" + reason + ")"
 }
 
 // describe is a provider failure as a person reads it on the message: what
@@ -355,7 +447,9 @@ func (Messages) ForgetEnqueued(ctx context.Context, q *db.Queries) (int64, error
 
 // NewMessage is a message to create.
 type NewMessage struct {
-	TenantID  uuid.UUID
+	TenantID uuid.UUID
+	// ContactID is the recipient; uuid.Nil addresses the tenant's owner
+	// (email only).
 	ContactID uuid.UUID
 	Kind      string // manual, confirmation, reminder, on_the_way, follow_up, bulk, verification, notice
 	Channel   string // sms, email
@@ -377,8 +471,12 @@ func (d *Dispatcher) InsertMessage(ctx context.Context, q *db.Queries, m NewMess
 	if d.Within(m.SendAt) {
 		enqueuedAt = &now
 	}
+	var contact *uuid.UUID
+	if m.ContactID != uuid.Nil {
+		contact = &m.ContactID
+	}
 	return q.MessageCreate(ctx, db.MessageCreateParams{
-		TenantID: m.TenantID, ContactID: &m.ContactID, Kind: m.Kind, Channel: m.Channel, Subject: m.Subject,
+		TenantID: m.TenantID, ContactID: contact, Kind: m.Kind, Channel: m.Channel, Subject: m.Subject,
 		Body: m.Body, Status: status, SendAt: m.SendAt, DueAt: m.SendAt, EnqueuedAt: enqueuedAt, Now: now})
 }
 

@@ -66,7 +66,7 @@ func (f fixture) create(t *testing.T, channel, body string, sendAt time.Time) db
 
 func (f fixture) handler() *jobs.MessageSend {
 	d := f.app.Deps
-	return &jobs.MessageSend{Store: d.Store, Clock: d.Clock, Logger: d.Logger, SMS: d.SMS, Email: d.Email, Retry: d.Retry}
+	return jobs.NewMessageSend(d)
 }
 
 func task(m db.Message) *asynq.Task {
@@ -291,4 +291,104 @@ func TestPayloadIsIDsOnly(t *testing.T) {
 	require.NoError(t, json.Unmarshal(j.Payload, &p))
 	require.Equal(t, map[string]any{"tenant_id": m.TenantID.String(), "message_id": m.ID.String()}, p)
 	require.Equal(t, "message:"+m.ID.String(), j.ID)
+}
+
+func TestSuppressedAddressGetsNothing(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	hash := f.app.Deps.Pseudonyms.Address("sms", testPhone)
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms", AddressHash: hash,
+			Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
+	}))
+	sms := f.create(t, "sms", "Hello", f.app.Clock.Now())
+	email := f.create(t, "email", "Hello", f.app.Clock.Now())
+	require.NoError(t, f.handler().ProcessTask(ctx, task(sms)))
+	require.NoError(t, f.handler().ProcessTask(ctx, task(email)))
+	require.Equal(t, "suppressed", f.status(t, sms).Status)
+	require.Equal(t, "recipient opted out", *f.status(t, sms).Error)
+	require.Equal(t, "sent", f.status(t, email).Status, "an SMS opt-out does not stop email")
+	require.Zero(t, f.app.Twilio.Requests())
+}
+
+// Twilio's 21610 (the recipient replied STOP to the carrier) suppresses the
+// number for this tenant, with a record, and the next text is not attempted.
+func TestCarrierOptOutSuppressesTheNumber(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	f.app.Twilio.OptOut(testPhone)
+	first := f.create(t, "sms", "First", f.app.Clock.Now())
+	require.NoError(t, f.handler().ProcessTask(ctx, task(first)))
+	require.Equal(t, "suppressed", f.status(t, first).Status)
+	requests := f.app.Twilio.Requests()
+
+	second := f.create(t, "sms", "Second", f.app.Clock.Now())
+	require.NoError(t, f.handler().ProcessTask(ctx, task(second)))
+	require.Equal(t, "suppressed", f.status(t, second).Status)
+	require.Equal(t, requests, f.app.Twilio.Requests(), "not attempted")
+
+	var events []db.SuppressionEvent
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) (err error) {
+		events, err = q.SuppressionEventList(ctx, db.SuppressionEventListParams{TenantID: f.tenant.ID, Channel: "sms",
+			AddressHash: f.app.Deps.Pseudonyms.Address("sms", testPhone)})
+		return err
+	}))
+	require.Len(t, events, 1)
+	require.Equal(t, "opt_out", events[0].Action)
+	require.Equal(t, "twilio_21610", events[0].Source)
+}
+
+type codeRenderer struct{ calls int }
+
+func (r *codeRenderer) Render(_ context.Context, _ *db.Queries, m db.Message) (jobs.Rendered, error) {
+	r.calls++
+	if m.Body == "broken" {
+		return jobs.Rendered{}, jobs.Permanent(errors.New("template refers to a deleted appointment"))
+	}
+	return jobs.Rendered{Body: "Your code is 123456"}, nil
+}
+
+// Kinds with a renderer are written at send time; their stored body is
+// never sent.
+func TestRendererWritesTheTextAtSendTime(t *testing.T) {
+	f := setup(t)
+	r := &codeRenderer{}
+	f.app.Deps.Renderers = map[string]jobs.Renderer{"manual": r}
+	m := f.create(t, "sms", "stored placeholder", f.app.Clock.Now())
+	require.NoError(t, f.handler().ProcessTask(context.Background(), task(m)))
+	require.Equal(t, "Your code is 123456", f.app.Twilio.Messages()[0].Body)
+	require.Equal(t, 1, r.calls)
+
+	bad := f.create(t, "sms", "broken", f.app.Clock.Now())
+	require.NoError(t, f.handler().ProcessTask(context.Background(), task(bad)))
+	got := f.status(t, bad)
+	require.Equal(t, "failed", got.Status)
+	require.Equal(t, "template refers to a deleted appointment", *got.Error)
+}
+
+// A message with no contact goes to the tenant's owner by email.
+func TestMessageWithoutContactGoesToTheOwner(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	create := func() db.Message {
+		var m db.Message
+		require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) (err error) {
+			m, err = f.app.Dispatcher.InsertMessage(ctx, q, jobs.NewMessage{TenantID: f.tenant.ID, Kind: "notice",
+				Channel: "email", Body: "Our privacy policy changes on 1 March", SendAt: f.app.Clock.Now()})
+			return err
+		}))
+		return m
+	}
+	m := create()
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	require.Equal(t, "suppressed", f.status(t, m).Status)
+	require.Equal(t, "the tenant has no owner email address", *f.status(t, m).Error)
+
+	owner := "owner@acme.example"
+	_, err := f.app.Store.Q().TenantSetOwnerEmail(ctx, db.TenantSetOwnerEmailParams{ID: f.tenant.ID, OwnerEmail: &owner, Now: f.app.Clock.Now()})
+	require.NoError(t, err)
+	m = create()
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	require.Equal(t, "sent", f.status(t, m).Status)
+	require.Equal(t, []string{owner}, f.app.Resend.Emails()[0].To)
 }

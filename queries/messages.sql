@@ -8,10 +8,12 @@ RETURNING *;
 -- name: MessageGet :one
 SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;
 
--- MessageLock loads a message and where it goes, holding the row until the
+-- MessageLock loads a message and where it goes (its contact, or for a
+-- message without one, the tenant's owner), holding the row until the
 -- transaction ends so two workers never claim it together.
 -- name: MessageLock :one
-SELECT sqlc.embed(m), c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name
+SELECT sqlc.embed(m), c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
+       t.owner_email AS tenant_owner_email
 FROM messages m
 JOIN tenants t ON t.id = m.tenant_id
 LEFT JOIN contacts c ON c.id = m.contact_id

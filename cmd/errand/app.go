@@ -22,6 +22,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/periodic"
 	"github.com/errandhq/errand/internal/provider"
+	"github.com/errandhq/errand/internal/pseudonym"
 	"github.com/errandhq/errand/internal/ratelimit"
 	"github.com/errandhq/errand/internal/seclog"
 	"github.com/errandhq/errand/jobs"
@@ -80,6 +81,7 @@ func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, err
 	a.deps = jobs.Deps{
 		Store: a.store, Clock: a.clock, Logger: a.logger, Metrics: a.metrics, Dispatcher: a.dispatcher,
 		SMS: a.smsSender(), Email: a.emailSender(), Retry: jobs.DefaultRetry, Files: a.files,
+		Pseudonyms: pseudonym.New(cfg.SecretKey),
 	}
 	if cfg.Twilio.Configured() {
 		a.deps.StatusCallbackURL = cfg.PublicURL + "/webhooks/twilio/status"

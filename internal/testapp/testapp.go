@@ -34,11 +34,15 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/periodic"
 	"github.com/errandhq/errand/internal/provider"
+	"github.com/errandhq/errand/internal/pseudonym"
 	"github.com/errandhq/errand/internal/ratelimit"
 	"github.com/errandhq/errand/internal/seclog"
 	"github.com/errandhq/errand/internal/testenv"
 	"github.com/errandhq/errand/jobs"
 )
+
+// testSecret stands in for ERRAND_SECRET_KEY.
+const testSecret = "test-secret-key-0123456789abcdef-0123"
 
 // App is a running Errand for one test.
 type App struct {
@@ -105,7 +109,7 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	t.Cleanup(a.Twilio.Close)
 	t.Cleanup(a.Resend.Close)
 	a.FilesDir = t.TempDir()
-	files, err := filestore.NewLocal(a.FilesDir, "test-secret-key-0123456789abcdef-0123")
+	files, err := filestore.NewLocal(a.FilesDir, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +124,7 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 			From: "+15005550006", BaseURL: a.Twilio.URL, Timeout: 2 * time.Second}),
 		Email: provider.NewResend(provider.ResendConfig{APIKey: a.Resend.APIKey, From: "Errand <noreply@example.com>",
 			BaseURL: a.Resend.URL, Timeout: 2 * time.Second}),
-		Retry: o.Retry, Files: a.Files,
+		Retry: o.Retry, Files: a.Files, Pseudonyms: pseudonym.New(testSecret),
 	}
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
