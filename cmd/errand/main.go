@@ -39,6 +39,8 @@ Operator commands:
   migrate up|down|status     apply, roll back one, or list migrations
   tenant create --name N --timezone Z [--region US]
                              create a tenant and print its API key once
+  bench [-scale N] [-rounds N] <name>|all
+                             measure jobs against their raw baselines
 
 Configuration comes from the environment; see .env.example.
 `
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, rest, getenv, stdout)
 	case "tenant":
 		return runTenant(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

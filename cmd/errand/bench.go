@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/errandhq/errand/internal/bench"
+	"github.com/errandhq/errand/internal/config"
+)
+
+// runBench runs `errand bench [flags] <name>|all` in a database it creates
+// (and drops) beside DATABASE_URL's, on a Redis database of its own.
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scale := fs.Float64("scale", 1, "size multiplier (1 = the documented size)")
+	rounds := fs.Int("rounds", 3, "baseline/job alternations (at least 3)")
+	redisDB := fs.Int("redis-db", 14, "Redis database to use (it is flushed)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	all := bench.Benchmarks()
+	names := make([]string, len(all))
+	for i, b := range all {
+		names[i] = b.Name
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: errand bench [-scale N] [-rounds N] <%s|all>", strings.Join(names, "|"))
+	}
+	want := fs.Arg(0)
+	var selected []bench.Benchmark
+	for _, b := range all {
+		if want == "all" || want == b.Name {
+			selected = append(selected, b)
+		}
+	}
+	if len(selected) == 0 {
+		return fmt.Errorf("unknown benchmark %q: want one of %s or all", want, strings.Join(names, ", "))
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	redisAddr := strings.TrimPrefix(strings.SplitN(strings.TrimPrefix(cfg.RedisURL, "redis://"), "/", 2)[0], "")
+	env, err := bench.NewEnv(ctx, bench.Options{DatabaseURL: cfg.DatabaseURL, RedisAddr: redisAddr, RedisDB: *redisDB,
+		Rounds: *rounds, Out: stdout})
+	if err != nil {
+		return err
+	}
+	defer env.Close(context.WithoutCancel(ctx))
+	var rows []bench.Row
+	for _, b := range selected {
+		fmt.Fprintf(stderr, "bench %s: %s\n", b.Name, b.Doc)
+		r, err := b.Run(ctx, env, *scale)
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", b.Name, err)
+		}
+		rows = append(rows, r...)
+	}
+	if len(rows) == 0 {
+		return errors.New("no results")
+	}
+	bench.Print(stdout, rows)
+	return nil
+}
