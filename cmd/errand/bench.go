@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/errandhq/errand/internal/bench"
 	"github.com/errandhq/errand/internal/config"
 )
@@ -45,8 +47,15 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	redisAddr := strings.TrimPrefix(strings.SplitN(strings.TrimPrefix(cfg.RedisURL, "redis://"), "/", 2)[0], "")
-	env, err := bench.NewEnv(ctx, bench.Options{DatabaseURL: cfg.DatabaseURL, RedisAddr: redisAddr, RedisDB: *redisDB,
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	single, ok := opt.(asynq.RedisClientOpt)
+	if !ok {
+		return errors.New("bench needs a single Redis server (redis://host:port)")
+	}
+	env, err := bench.NewEnv(ctx, bench.Options{DatabaseURL: cfg.DatabaseURL, RedisAddr: single.Addr, RedisDB: *redisDB,
 		Rounds: *rounds, Out: stdout})
 	if err != nil {
 		return err
