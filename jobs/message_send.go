@@ -106,10 +106,14 @@ type Renderer interface {
 	Render(ctx context.Context, q *db.Queries, m db.Message) (Rendered, error)
 }
 
-// Rendered is a message's text.
+// Rendered is a message's text, and optionally its destination.
 type Rendered struct {
 	Subject string
 	Body    string
+	// To, when set, is where the message goes instead of its contact or
+	// owner (a verification code goes to the address given with the
+	// request). It is still checked against the suppression list.
+	To string
 }
 
 // sendPlan is what the claim transaction decided.
@@ -193,7 +197,22 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		if m.Attempts >= maxMessageAttempts {
 			return finish("failed", fmt.Sprintf("gave up after %d attempts", m.Attempts))
 		}
+		plan.text = Rendered{Body: m.Body}
+		if m.Subject != nil {
+			plan.text.Subject = *m.Subject
+		}
+		if r, ok := h.Renderers[m.Kind]; ok {
+			plan.text, err = r.Render(ctx, q, m)
+			if errors.Is(err, asynq.SkipRetry) {
+				return finish("failed", strings.TrimSuffix(err.Error(), " ("+asynq.SkipRetry.Error()+")"))
+			}
+			if err != nil {
+				return fmt.Errorf("render %s message: %w", m.Kind, err)
+			}
+		}
 		switch {
+		case plan.text.To != "":
+			plan.to = plan.text.To
 		case m.ContactID == nil && m.Channel == "email":
 			// Messages to the business itself (notices, warnings, deadlines).
 			if row.TenantOwnerEmail == nil {
@@ -220,19 +239,6 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		}
 		if !db.IsNotFound(err) {
 			return fmt.Errorf("check suppression: %w", err)
-		}
-		plan.text = Rendered{Body: m.Body}
-		if m.Subject != nil {
-			plan.text.Subject = *m.Subject
-		}
-		if r, ok := h.Renderers[m.Kind]; ok {
-			plan.text, err = r.Render(ctx, q, m)
-			if errors.Is(err, asynq.SkipRetry) {
-				return finish("failed", strings.TrimSuffix(err.Error(), " ("+asynq.SkipRetry.Error()+")"))
-			}
-			if err != nil {
-				return fmt.Errorf("render %s message: %w", m.Kind, err)
-			}
 		}
 		return q.MessageClaim(ctx, db.MessageClaimParams{TenantID: m.TenantID, ID: m.ID, Destination: &plan.to, Now: now})
 	})
