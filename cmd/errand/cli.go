@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/account"
 	"github.com/errandhq/errand/internal/clock"
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/fault"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/seclog"
 )
@@ -77,8 +80,37 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 	svc := &account.Service{Store: store, Clock: clk, SecLog: &seclog.Log{Store: store, Clock: clk, Logger: logging.New(stderr, cfg.LogLevel)}}
 	t, key, err := svc.CreateTenant(ctx, account.NewTenant{Name: *name, Timezone: *tz, DefaultRegion: *region}, seclog.Event{Actor: "cli"})
 	if err != nil {
-		return err
+		return flagProblems(err)
 	}
 	fmt.Fprintf(stdout, "tenant  %s\nname    %s\napi_key %s\n\nThe key is shown this once; only its hash is stored.\n", t.ID, t.Name, key)
 	return nil
+}
+
+// flagProblems spells out an invalid-fields fault by flag name: its
+// Error() says only that some fields are invalid, which leaves a person at
+// a terminal guessing which flag to fix.
+func flagProblems(err error) error {
+	f, ok := fault.As(err)
+	if !ok || f.Code != fault.Invalid {
+		return err
+	}
+	problems, ok := f.Details.(map[string]string)
+	if !ok || len(problems) == 0 {
+		return err
+	}
+	flags := map[string]string{"default_region": "region"}
+	names := make([]string, 0, len(problems))
+	for field := range problems {
+		names = append(names, field)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, field := range names {
+		flagName := field
+		if n, ok := flags[field]; ok {
+			flagName = n
+		}
+		parts[i] = "--" + flagName + ": " + problems[field]
+	}
+	return fmt.Errorf("%s: %w", strings.Join(parts, "; "), err)
 }

@@ -92,6 +92,9 @@ func runRoles(ctx context.Context, getenv func(string) string, stdout, stderr io
 	if r == roleDev || r == roleWorker {
 		w := a.worker()
 		if err := w.Start(); err != nil {
+			if srv != nil {
+				srv.Close() // else dev keeps serving on a closed store
+			}
 			return err
 		}
 		defer func() {
