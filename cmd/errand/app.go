@@ -42,6 +42,7 @@ type app struct {
 	seclog     *seclog.Log
 	dispatcher *jobs.Dispatcher
 	files      filestore.Store
+	console    *console.Console
 	deps       jobs.Deps
 }
 
@@ -123,15 +124,16 @@ func (a *app) warnOutbox(w io.Writer) {
 }
 
 func (a *app) intake() *intake.Server {
+	a.console = console.New(console.Config{
+		Store: a.store, Clock: a.clock, Logger: a.logger, SecLog: a.seclog, AdminToken: a.cfg.AdminToken,
+		Redis: a.redisOpt, PublicURL: a.cfg.PublicURL,
+	})
 	return intake.NewServer(intake.Deps{
 		Store: a.store, Redis: a.redis, Inspector: a.inspector, Dispatcher: a.dispatcher, Clock: a.clock,
 		Logger: a.logger, Metrics: a.metrics, Limiter: ratelimit.New(a.redis), SecLog: a.seclog, Files: a.files,
 		AdminToken: a.cfg.AdminToken, PublicURL: a.cfg.PublicURL, MaxBodyBytes: a.cfg.MaxBodyBytes,
 		RateLimit: ratelimit.PerSecond(a.cfg.RateLimit, a.cfg.RateBurst),
-		Console: console.New(console.Config{
-			Store: a.store, Clock: a.clock, Logger: a.logger, SecLog: a.seclog, AdminToken: a.cfg.AdminToken,
-			Redis: a.redisOpt, Secure: strings.HasPrefix(a.cfg.PublicURL, "https://"),
-		}),
+		Console:   a.console,
 	})
 }
 
@@ -147,6 +149,9 @@ func (a *app) scheduler() *periodic.Scheduler {
 }
 
 func (a *app) close() {
+	if a.console != nil {
+		a.console.Close()
+	}
 	if a.client != nil {
 		a.client.Close()
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/errandhq/errand/internal/account"
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/seclog"
+	"github.com/errandhq/errand/jobs"
 )
 
 type role int
@@ -89,19 +90,15 @@ func runRoles(ctx context.Context, getenv func(string) string, stdout, stderr io
 			}
 		}
 	}
+	var w *jobs.Worker
 	if r == roleDev || r == roleWorker {
-		w := a.worker()
+		w = a.worker()
 		if err := w.Start(); err != nil {
 			if srv != nil {
 				srv.Close() // else dev keeps serving on a closed store
 			}
 			return err
 		}
-		defer func() {
-			w.Stop()
-			w.Shutdown()
-			a.logger.Info("worker stopped")
-		}()
 		fmt.Fprintf(stdout, "errand %s: worker running (%d concurrent jobs)\n", r, cfg.WorkerConcurrency)
 	}
 	if r == roleDev || r == roleScheduler {
@@ -122,15 +119,34 @@ func runRoles(ctx context.Context, getenv func(string) string, stdout, stderr io
 		a.logger.Error("role failed; shutting down", "role", r.String(), "err", runErr)
 	}
 	cancel() // stops the scheduler
-	if srv != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		if err := srv.Shutdown(sctx); err != nil {
-			a.logger.Warn("http shutdown timed out", "err", err)
-		}
-		scancel()
+	if w != nil {
+		w.Stop() // no new jobs from here on; running ones continue
 	}
+	// The intake drains and the worker finishes its jobs at the same time,
+	// both within the shutdown timeout.
+	var stopping sync.WaitGroup
+	if srv != nil {
+		stopping.Add(1)
+		go func() {
+			defer stopping.Done()
+			sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer scancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				a.logger.Warn("http shutdown timed out", "err", err)
+			}
+		}()
+	}
+	if w != nil {
+		stopping.Add(1)
+		go func() {
+			defer stopping.Done()
+			w.Shutdown() // waits up to the timeout, then hands jobs back to asynq
+			a.logger.Info("worker stopped")
+		}()
+	}
+	stopping.Wait()
 	wg.Wait()
-	return runErr // deferred: worker shutdown, then connections closed
+	return runErr // deferred: connections closed
 }
 
 // requireMigrated refuses to start a role on a schema that is behind the

@@ -50,14 +50,17 @@ type Config struct {
 	SecLog     *seclog.Log
 	AdminToken string
 	Redis      asynq.RedisConnOpt
-	// Secure marks cookies Secure (the public URL is https).
-	Secure bool
+	// PublicURL is where people reach Errand (ERRAND_PUBLIC_URL): behind a
+	// proxy that rewrites Host, browsers' Origin matches it, not Host.
+	PublicURL string
 }
 
 // Console is the console's handler.
 type Console struct {
-	cfg Config
-	mon http.Handler
+	cfg    Config
+	mon    *asynqmon.HTTPHandler
+	secure bool
+	public string // host of the public URL
 }
 
 // New builds the console.
@@ -68,8 +71,15 @@ func New(cfg Config) *Console {
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(FormatIDs),
 		ResultFormatter:  asynqmon.ResultFormatterFunc(FormatIDs),
 	})
-	return &Console{cfg: cfg, mon: mon}
+	c := &Console{cfg: cfg, mon: mon}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		c.public, c.secure = u.Host, u.Scheme == "https"
+	}
+	return c
 }
+
+// Close releases asynqmon's Redis connections.
+func (c *Console) Close() error { return c.mon.Close() }
 
 // FormatIDs shows a JSON payload (which holds only IDs) as sorted
 // "key=value" pairs; anything else is shown as its size only.
@@ -94,6 +104,7 @@ func FormatIDs(_ string, payload []byte) string {
 // ServeHTTP routes the login pages and guards everything else.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "same-origin")
 	switch r.URL.Path {
 	case Root + "/login":
@@ -121,7 +132,7 @@ func (c *Console) authorize(w http.ResponseWriter, r *http.Request) bool {
 		}
 		// Browsers replay cached Basic credentials cross-site; a write
 		// from another origin is refused.
-		if unsafe(r.Method) && !sameOrigin(r) {
+		if unsafe(r.Method) && !c.sameOrigin(r) {
 			http.Error(w, "cross-origin write refused", http.StatusForbidden)
 			return false
 		}
@@ -133,7 +144,7 @@ func (c *Console) authorize(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if unsafe(r.Method) {
-		if !sameOrigin(r) || !tokenEqual(r.Header.Get(csrfHeader), sess.CsrfToken) {
+		if !c.sameOrigin(r) || !tokenEqual(r.Header.Get(csrfHeader), sess.CsrfToken) {
 			http.Error(w, "missing or wrong CSRF token", http.StatusForbidden)
 			return false
 		}
@@ -199,7 +210,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ck, err := r.Cookie(loginCSRFCookie)
-		if err != nil || !tokenEqual(r.PostForm.Get("csrf"), ck.Value) || !sameOrigin(r) {
+		if err != nil || !tokenEqual(r.PostForm.Get("csrf"), ck.Value) || !c.sameOrigin(r) {
 			c.showLogin(w, r, "The form expired; please try again.", http.StatusForbidden)
 			return
 		}
@@ -250,7 +261,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, ok := c.session(r)
-	if ok && sameOrigin(r) && (tokenEqual(r.Header.Get(csrfHeader), sess.CsrfToken) || tokenEqual(r.FormValue("csrf"), sess.CsrfToken)) {
+	if ok && c.sameOrigin(r) && (tokenEqual(r.Header.Get(csrfHeader), sess.CsrfToken) || tokenEqual(r.FormValue("csrf"), sess.CsrfToken)) {
 		ck, _ := r.Cookie(sessionCookie)
 		c.cfg.Store.Q().ConsoleSessionDelete(r.Context(), hashToken(ck.Value)) //nolint:errcheck
 		c.record(r, seclog.ConsoleLogout, nil)
@@ -261,7 +272,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) setCookie(w http.ResponseWriter, name, value string, httpOnly bool, maxAge time.Duration) {
-	ck := &http.Cookie{Name: name, Value: value, Path: Root, HttpOnly: httpOnly, Secure: c.cfg.Secure,
+	ck := &http.Cookie{Name: name, Value: value, Path: Root, HttpOnly: httpOnly, Secure: c.secure,
 		SameSite: http.SameSiteStrictMode}
 	if maxAge < 0 {
 		ck.MaxAge = -1
@@ -293,14 +304,14 @@ func unsafe(method string) bool {
 }
 
 // sameOrigin accepts requests with no Origin (scripts) or one whose host is
-// the request's own.
-func sameOrigin(r *http.Request) bool {
+// the request's own or the public URL's.
+func (c *Console) sameOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return r.Header.Get("Sec-Fetch-Site") == "" || r.Header.Get("Sec-Fetch-Site") == "same-origin"
 	}
 	u, err := url.Parse(origin)
-	return err == nil && u.Host == r.Host
+	return err == nil && (u.Host == r.Host || (c.public != "" && u.Host == c.public))
 }
 
 func randomToken() string {

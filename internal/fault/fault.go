@@ -7,6 +7,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"sort"
 )
 
 // Code classifies a fault.
@@ -40,7 +41,27 @@ type Error struct {
 	Subcode string
 }
 
-func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+// Error is the code and message, and for invalid fields each field's
+// problem (field problems never repeat the input, so this is safe to log).
+func (e *Error) Error() string {
+	s := string(e.Code) + ": " + e.Message
+	if fields, ok := e.Details.(map[string]string); ok && len(fields) > 0 {
+		names := make([]string, 0, len(fields))
+		for k := range fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for i, k := range names {
+			sep := "; "
+			if i == 0 {
+				sep = " ("
+			}
+			s += sep + k + ": " + fields[k]
+		}
+		s += ")"
+	}
+	return s
+}
 
 // New returns a fault with a formatted message.
 func New(code Code, format string, args ...any) *Error {

@@ -126,12 +126,14 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 			BaseURL: a.Resend.URL, Timeout: 2 * time.Second}),
 		Retry: o.Retry, Files: a.Files, Pseudonyms: pseudonym.New(testSecret),
 	}
+	con := console.New(console.Config{Store: a.Store, Clock: a.Clock, Logger: a.Logger, SecLog: a.SecLog,
+		AdminToken: a.AdminToken, Redis: a.RedisOpt})
+	t.Cleanup(func() { con.Close() })
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
 		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
 		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit,
-		Console: console.New(console.Config{Store: a.Store, Clock: a.Clock, Logger: a.Logger, SecLog: a.SecLog,
-			AdminToken: a.AdminToken, Redis: a.RedisOpt}),
+		Console: con,
 	})
 	a.HTTP = httptest.NewServer(a.Server)
 	t.Cleanup(a.HTTP.Close)
