@@ -68,9 +68,17 @@ func optional(v *string, max int, field string, problems map[string]string) *str
 	}
 	if utf8.RuneCountInString(t) > max || !utf8.ValidString(t) {
 		problems[field] = "at most " + strconv.Itoa(max) + " characters"
+	} else if !storable(t) {
+		problems[field] = errNUL
 	}
 	return &t
 }
+
+// errNUL explains the one character JSON can carry that PostgreSQL text
+// cannot store (which would otherwise fail the request with a 500).
+const errNUL = "must not contain the NUL character (\\u0000)"
+
+func storable(s string) bool { return !strings.ContainsRune(s, 0) }
 
 func (s *Server) handleContactPut(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
@@ -86,6 +94,8 @@ func (s *Server) handleContactPut(w http.ResponseWriter, r *http.Request) error 
 	name := strings.TrimSpace(req.Name)
 	if name == "" || utf8.RuneCountInString(name) > 200 {
 		problems["name"] = "required, at most 200 characters"
+	} else if !storable(name) {
+		problems["name"] = errNUL
 	}
 	phone := optional(req.Phone, 40, "phone", problems)
 	if phone != nil && problems["phone"] == "" {

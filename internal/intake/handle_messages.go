@@ -84,6 +84,8 @@ func (s *Server) handleMessageCreate(w http.ResponseWriter, r *http.Request) err
 	}
 	if body == "" || utf8.RuneCountInString(body) > max || !utf8.ValidString(body) {
 		problems["body"] = "required, at most " + strconv.Itoa(max) + " characters for " + req.Channel
+	} else if !storable(body) {
+		problems["body"] = errNUL
 	}
 	subject := optional(req.Subject, maxSubject, "subject", problems)
 	if subject != nil && req.Channel == "sms" {

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"hash"
@@ -53,25 +54,41 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 			return err
 		}
 
+		release := func() {
+			// Nothing durable happened (or we cannot tell): let the client retry.
+			ctx := context.WithoutCancel(r.Context())
+			if err := s.Store.Q().IdempotencyKeyRelease(ctx, db.IdempotencyKeyReleaseParams{Scope: scope, Key: key}); err != nil {
+				s.logger.ErrorContext(ctx, "could not release idempotency key", "err", err)
+			}
+		}
+		// A handler that panics answers 500 (ServeHTTP recovers): its key
+		// must not stay reserved until it goes stale.
+		finished := false
+		defer func() {
+			if !finished {
+				release()
+			}
+		}()
+
 		hasher := requestHasher(r)
 		body := r.Body
 		r.Body = io.NopCloser(io.TeeReader(body, hasher))
 		rec := &captureWriter{ResponseWriter: w, status: http.StatusOK}
 		herr := h(rec, r)
+		finished = true
 		if herr != nil {
 			s.writeError(rec, r, herr)
 		}
 		io.Copy(hasher, body) //nolint:errcheck // a body cut short hashes differently, which is right
 
 		if rec.status >= 500 {
-			// Nothing durable happened (or we cannot tell): let the client retry.
-			if err := s.Store.Q().IdempotencyKeyRelease(r.Context(), db.IdempotencyKeyReleaseParams{Scope: scope, Key: key}); err != nil {
-				s.logger.ErrorContext(r.Context(), "could not release idempotency key", "err", err)
-			}
+			release()
 			return nil
 		}
 		st, typ := int32(rec.status), rec.Header().Get("Content-Type")
-		err = s.Store.Q().IdempotencyKeyComplete(r.Context(), db.IdempotencyKeyCompleteParams{
+		// The work is done even if the client has gone: it will retry with
+		// this key, and must get this response rather than the work again.
+		err = s.Store.Q().IdempotencyKeyComplete(context.WithoutCancel(r.Context()), db.IdempotencyKeyCompleteParams{
 			Scope: scope, Key: key, RequestHash: hasher.Sum(nil), ResponseStatus: &st, ResponseType: &typ,
 			ResponseBody: rec.body.Bytes()})
 		if err != nil {
