@@ -40,6 +40,8 @@ func (n NewTenant) Valid() map[string]string {
 	p := map[string]string{}
 	if strings.TrimSpace(n.Name) == "" || len(n.Name) > 200 {
 		p["name"] = "required, at most 200 characters"
+	} else if strings.ContainsRune(n.Name, 0) {
+		p["name"] = "must not contain the NUL character (\\u0000)"
 	}
 	if _, err := LoadZone(n.Timezone); err != nil {
 		p["timezone"] = err.Error()

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -91,7 +93,8 @@ func encode(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON request body into v strictly: the body must be JSON,
-// a single object, with no unknown fields and the right types.
+// a single object, with the right types and no field the request type does
+// not name exactly (encoding/json alone would accept "NAME" for "name").
 func decode[T any](r *http.Request) (T, error) {
 	var v T
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -100,18 +103,93 @@ func decode[T any](r *http.Request) (T, error) {
 			return v, fault.New(fault.UnsupportedType, "send the body as application/json")
 		}
 	}
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return v, decodeFault(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, decodeFault(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		if tooLarge(err) {
-			return v, decodeFault(err)
-		}
 		return v, fault.New(fault.Malformed, "the body must hold a single JSON object")
 	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err == nil {
+		if field := unknownField(tree, reflect.TypeOf(v), ""); field != "" {
+			return v, fault.Fields(map[string]string{field: "unknown field"})
+		}
+	}
 	return v, nil
+}
+
+// unknownField finds a key in a decoded JSON value that the Go type does
+// not name exactly, returning its dotted path.
+func unknownField(val any, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch x := val.(type) {
+	case map[string]any:
+		if t.Kind() == reflect.Map {
+			for k, sub := range x {
+				if f := unknownField(sub, t.Elem(), join(path, k)); f != "" {
+					return f
+				}
+			}
+			return ""
+		}
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		fields := jsonFields(t)
+		for k, sub := range x {
+			ft, ok := fields[k]
+			if !ok {
+				return join(path, k)
+			}
+			if f := unknownField(sub, ft, join(path, k)); f != "" {
+				return f
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for _, sub := range x {
+				if f := unknownField(sub, t.Elem(), path); f != "" {
+					return f
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// jsonFields maps a struct's JSON names to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 func tooLarge(err error) bool {

@@ -225,3 +225,15 @@ func TestRateLimitIsPerKey(t *testing.T) {
 	second, _ := resp.JSON()["api_key"].(string)
 	requireError(t, app.Do("GET", "/v1/contacts/c1", second, nil), 404, "not_found")
 }
+
+// encoding/json matches names case-insensitively; the contract rejects any
+// field the API does not name exactly.
+func TestFieldNamesAreExact(t *testing.T) {
+	app := testapp.New(t)
+	tenant := app.NewTenant("exact")
+	resp := app.Do("PUT", "/v1/contacts/c1", tenant.Key, `{"NAME":"Pat","name":"Pat"}`)
+	requireFields(t, resp, "NAME")
+	resp = app.Do("PUT", "/v1/contacts/c1", tenant.Key, `{"Name":"Pat"}`)
+	requireFields(t, resp, "Name")
+	require.Equal(t, 201, app.Do("PUT", "/v1/contacts/c1", tenant.Key, `{"name":"Pat"}`).Status)
+}

@@ -25,7 +25,7 @@ type tenantJSON struct {
 	DefaultRegion string    `json:"default_region"`
 	Status        string    `json:"status"`
 	CreatedAt     time.Time `json:"created_at"`
-	APIKey        string    `json:"api_key,omitempty"`
+	APIKey        *string   `json:"api_key,omitempty"`
 }
 
 func tenantView(t db.Tenant) tenantJSON {
@@ -44,7 +44,8 @@ func (s *Server) handleTenantCreate(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	out := tenantView(t)
-	out.APIKey = key
+	out.APIKey = &key
+	redactOnReplay(r, "api_key")
 	encode(w, http.StatusCreated, out)
 	return nil
 }
@@ -74,6 +75,7 @@ func (s *Server) handleAPIKeyCreate(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	redactOnReplay(r, "api_key")
 	encode(w, http.StatusCreated, map[string]string{"api_key": key.Plain, "prefix": key.Prefix})
 	return nil
 }

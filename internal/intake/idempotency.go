@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"hash"
 	"io"
 	"net/http"
@@ -73,6 +74,8 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		hasher := requestHasher(r)
 		body := r.Body
 		r.Body = io.NopCloser(io.TeeReader(body, hasher))
+		policy := &replayPolicy{}
+		r = r.WithContext(context.WithValue(r.Context(), replayPolicyKey{}, policy))
 		rec := &captureWriter{ResponseWriter: w, status: http.StatusOK}
 		herr := h(rec, r)
 		finished = true
@@ -90,7 +93,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		// this key, and must get this response rather than the work again.
 		err = s.Store.Q().IdempotencyKeyComplete(context.WithoutCancel(r.Context()), db.IdempotencyKeyCompleteParams{
 			Scope: scope, Key: key, RequestHash: hasher.Sum(nil), ResponseStatus: &st, ResponseType: &typ,
-			ResponseBody: rec.body.Bytes()})
+			ResponseBody: policy.apply(rec.body.Bytes())})
 		if err != nil {
 			s.logger.ErrorContext(r.Context(), "could not store idempotent response", "err", err)
 		}
@@ -128,6 +131,37 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, scope, key strin
 	w.WriteHeader(status)
 	w.Write(rec.ResponseBody) //nolint:errcheck
 	return nil
+}
+
+// replayPolicy lets a handler keep secrets out of the stored response: an
+// API key is shown once, so a replay answers with the key's field null.
+type replayPolicy struct{ redact []string }
+
+type replayPolicyKey struct{}
+
+// redactOnReplay asks the idempotency layer not to store these top-level
+// JSON fields of the response (they replay as null).
+func redactOnReplay(r *http.Request, fields ...string) {
+	if p, ok := r.Context().Value(replayPolicyKey{}).(*replayPolicy); ok {
+		p.redact = append(p.redact, fields...)
+	}
+}
+
+func (p *replayPolicy) apply(body []byte) []byte {
+	if len(p.redact) == 0 {
+		return body
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return []byte(`{"error":{"code":"internal_error","message":"the first response is not stored"}}`)
+	}
+	for _, f := range p.redact {
+		if _, ok := obj[f]; ok {
+			obj[f] = json.RawMessage("null")
+		}
+	}
+	out, _ := json.Marshal(obj)
+	return append(out, '\n')
 }
 
 // requestHasher starts a hash of the request's identity: method, path and
