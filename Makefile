@@ -8,7 +8,8 @@ TEST_FLAGS ?= -count=1 -timeout 20m
 dev: services
 	$(GO) run ./cmd/errand dev
 
-test: services check
+test: check
+	@scripts/services.sh --with-browser
 	$(GO) test $(TEST_FLAGS) ./...
 
 services:

@@ -2,7 +2,8 @@
 # Brings up the PostgreSQL and Redis Errand needs on this machine when they
 # are not answering: starts the local binaries, and installs them with
 # apt-get first when they are missing and we are root. Idempotent: when both
-# answer it only says so.
+# answer it only says so. With --with-browser it also makes sure Debian's
+# Chromium is installed, for the console's browser test.
 set -euo pipefail
 
 PG_HOST=${ERRAND_PG_HOST:-127.0.0.1}
@@ -85,6 +86,14 @@ start_redis() {
 }
 
 command -v psql >/dev/null || { [ "$(id -u)" = 0 ] && apt_install postgresql-client || true; }
+
+if [ "${1:-}" = "--with-browser" ]; then
+	if command -v chromium >/dev/null || [ -x /usr/bin/chromium ]; then
+		say "Chromium is installed"
+	else
+		apt_install chromium
+	fi
+fi
 
 if pg_ok; then say "PostgreSQL is up on $PG_HOST:$PG_PORT"; else start_postgres; fi
 if redis_ok; then say "Redis is up on $REDIS_HOST:$REDIS_PORT"; else start_redis; fi
