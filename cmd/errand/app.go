@@ -24,6 +24,7 @@ import (
 	"github.com/errandhq/errand/internal/provider"
 	"github.com/errandhq/errand/internal/pseudonym"
 	"github.com/errandhq/errand/internal/ratelimit"
+	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/errandhq/errand/internal/seclog"
 	"github.com/errandhq/errand/jobs"
 )
@@ -49,14 +50,11 @@ type app struct {
 func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, error) {
 	a := &app{cfg: cfg, logger: logging.New(stderr, cfg.LogLevel), clock: clock.Real{}}
 	var err error
-	a.redisOpt, err = asynq.ParseRedisURI(cfg.RedisURL)
+	a.redisOpt, err = redisconn.Parse(cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, err
 	}
-	rc, ok := a.redisOpt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, fmt.Errorf("REDIS_URL: unsupported connection kind")
-	}
+	rc := redisconn.Client(a.redisOpt)
 	a.redis = rc
 	a.store, err = db.Open(ctx, cfg.DatabaseURL, cfg.DBRole, cfg.DBMaxConns)
 	if err != nil {
