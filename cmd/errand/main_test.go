@@ -23,7 +23,15 @@ import (
 	"github.com/errandhq/errand/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs the tests, or — when a test re-executes this binary as a
+// separate process (ERRAND_TEST_AS_ERRAND=1) — the errand program itself.
+func TestMain(m *testing.M) {
+	if os.Getenv("ERRAND_TEST_AS_ERRAND") == "1" {
+		main()
+		return
+	}
+	testenv.Main(m)
+}
 
 // syncBuffer is an io.Writer the program writes to while the test reads.
 type syncBuffer struct {
