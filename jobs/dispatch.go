@@ -43,6 +43,18 @@ type Dispatchable interface {
 	ForgetEnqueued(ctx context.Context, q *db.Queries) (int64, error)
 }
 
+// Refs turns the rows of a due or stalled scan into Refs.
+func Refs[T any](rows []T, err error, ref func(T) Ref) ([]Ref, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Ref, len(rows))
+	for i, r := range rows {
+		out[i] = ref(r)
+	}
+	return out, nil
+}
+
 // epochKey marks a Redis that still holds what Errand put in it. When it is
 // gone, Redis was flushed or restarted without persistence, and every task
 // it held must be enqueued again from PostgreSQL.

@@ -415,14 +415,11 @@ func (Messages) Job(ref Ref) (Job, error) {
 // Undispatched implements Dispatchable.
 func (Messages) Undispatched(ctx context.Context, q *db.Queries, until time.Time, limit int32) ([]Ref, error) {
 	rows, err := q.MessageListUndispatched(ctx, db.MessageListUndispatchedParams{Until: until, MaxRows: limit})
-	if err != nil {
-		return nil, err
-	}
-	refs := make([]Ref, len(rows))
-	for i, r := range rows {
-		refs[i] = Ref{TenantID: r.TenantID, ID: r.ID, DueAt: r.DueAt, Variant: r.Kind}
-	}
-	return refs, nil
+	return Refs(rows, err, messageRef)
+}
+
+func messageRef(r db.MessageListUndispatchedRow) Ref {
+	return Ref{TenantID: r.TenantID, ID: r.ID, DueAt: r.DueAt, Variant: r.Kind}
 }
 
 // Stalled implements Dispatchable: due more than a grace period ago and not
@@ -431,14 +428,7 @@ func (Messages) Stalled(ctx context.Context, q *db.Queries, now time.Time, limit
 	rows, err := q.MessageListStalled(ctx, db.MessageListStalledParams{
 		OverdueBefore: now.Add(-stallGrace), CheckedBefore: now.Add(-stallRecheck),
 		ClaimedBefore: now.Add(-claimTimeout), MaxRows: limit})
-	if err != nil {
-		return nil, err
-	}
-	refs := make([]Ref, len(rows))
-	for i, r := range rows {
-		refs[i] = Ref{TenantID: r.TenantID, ID: r.ID, DueAt: r.DueAt, Variant: r.Kind}
-	}
-	return refs, nil
+	return Refs(rows, err, func(r db.MessageListStalledRow) Ref { return messageRef(db.MessageListUndispatchedRow(r)) })
 }
 
 // MarkEnqueued implements Dispatchable.
