@@ -11,6 +11,13 @@ dev: services
 test: check
 	@scripts/services.sh --with-browser
 	$(GO) test $(TEST_FLAGS) ./...
+	@FUZZ_TIME=$(FUZZ_SMOKE) scripts/fuzz.sh
+
+# fuzz runs every fuzz target for FUZZ_TIME (make test runs them for FUZZ_SMOKE).
+FUZZ_TIME ?= 1m
+FUZZ_SMOKE ?= 3s
+fuzz:
+	@FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh
 
 services:
 	@scripts/services.sh
