@@ -63,8 +63,9 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		}
 		io.Copy(hasher, body) //nolint:errcheck // a body cut short hashes differently, which is right
 
-		if rec.status >= 500 {
-			// Nothing durable happened (or we cannot tell): let the client retry.
+		if rec.status >= 500 || rec.status == http.StatusTooManyRequests {
+			// Nothing durable happened (or we cannot tell), or the request
+			// was refused for now: let the client retry with the same key.
 			if err := s.Store.Q().IdempotencyKeyRelease(r.Context(), db.IdempotencyKeyReleaseParams{Scope: scope, Key: key}); err != nil {
 				s.logger.ErrorContext(r.Context(), "could not release idempotency key", "err", err)
 			}
