@@ -179,8 +179,8 @@ func (s *Server) storeDocument(ctx context.Context, key string, part *multipart.
 		return nil, fault.New(fault.UnsupportedType, "the file is not a PDF, JPEG or PNG (its content was checked, not its name)")
 	}
 	if !credential.NameAgrees(filename, media) {
-		return nil, fault.Fields(map[string]string{"file": fmt.Sprintf("the file is named %q but its content is %s",
-			"*"+strings.ToLower(filepath.Ext(filename)), credential.Describe(media))})
+		return nil, fault.Fields(map[string]string{"file": fmt.Sprintf("the file's name ends in %s but its content is %s",
+			strings.ToLower(filepath.Ext(filename)), credential.Describe(media))})
 	}
 	if !credential.DeclaredAgrees(declared, media) {
 		return nil, fault.Fields(map[string]string{"file": "the file's declared type does not match its content, which is " +
