@@ -247,9 +247,7 @@ func brand(name string) string {
 }
 
 func (s *Server) handleVerificationCheck(w http.ResponseWriter, r *http.Request) error {
-	p := tenantOf(r.Context())
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
+	if _, err := uuid.Parse(r.PathValue("id")); err != nil {
 		return errNoVerification
 	}
 	req, err := decode[checkRequest](r)
@@ -260,36 +258,24 @@ func (s *Server) handleVerificationCheck(w http.ResponseWriter, r *http.Request)
 	if !otp.Valid(code) {
 		return fault.Fields(map[string]string{"code": "must be the 6 digits that were sent"})
 	}
-	var v db.Verification
-	var m *db.Message
-	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
-		var err error
-		v, err = q.VerificationLock(r.Context(), db.VerificationLockParams{TenantID: p.TenantID, ID: id})
-		if err != nil {
-			return err
-		}
-		if v, m, err = s.settleVerification(r.Context(), q, v); err != nil || v.Status != "pending" {
-			return err // a finished verification answers its status, whatever the code
-		}
+	return s.answerVerification(w, r, func(q *db.Queries, v db.Verification) (db.Verification, error) {
 		now := s.Clock.Now()
 		if s.Verify.Codes.Match(v.ID, code, v.CodeHash) {
-			v, err = q.VerificationApprove(r.Context(), db.VerificationApproveParams{Now: now, TenantID: p.TenantID, ID: v.ID})
-			return err
+			return q.VerificationApprove(r.Context(), db.VerificationApproveParams{Now: now, TenantID: v.TenantID, ID: v.ID})
 		}
-		v, err = q.VerificationWrongCode(r.Context(), db.VerificationWrongCodeParams{Now: now, TenantID: p.TenantID, ID: v.ID})
-		return err
+		return q.VerificationWrongCode(r.Context(), db.VerificationWrongCodeParams{Now: now, TenantID: v.TenantID, ID: v.ID})
 	})
-	if db.IsNotFound(err) {
-		return errNoVerification
-	}
-	if err != nil {
-		return err
-	}
-	encode(w, http.StatusOK, verificationView(v, m))
-	return nil
 }
 
 func (s *Server) handleVerificationGet(w http.ResponseWriter, r *http.Request) error {
+	return s.answerVerification(w, r, nil)
+}
+
+// answerVerification locks the request's verification, settles it, lets
+// act move it on if it is still pending (a finished verification answers
+// its status, whatever the code), and answers it with its message.
+func (s *Server) answerVerification(w http.ResponseWriter, r *http.Request,
+	act func(q *db.Queries, v db.Verification) (db.Verification, error)) error {
 	p := tenantOf(r.Context())
 	id, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
@@ -302,7 +288,10 @@ func (s *Server) handleVerificationGet(w http.ResponseWriter, r *http.Request) e
 		if v, err = q.VerificationLock(r.Context(), db.VerificationLockParams{TenantID: p.TenantID, ID: id}); err != nil {
 			return err
 		}
-		v, m, err = s.settleVerification(r.Context(), q, v)
+		if v, m, err = s.settleVerification(r.Context(), q, v); err != nil || act == nil || v.Status != "pending" {
+			return err
+		}
+		v, err = act(q, v)
 		return err
 	})
 	if db.IsNotFound(err) {
