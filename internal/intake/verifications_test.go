@@ -230,6 +230,27 @@ func TestNewRequestSupersedesTheOldCode(t *testing.T) {
 	require.Equal(t, "pending", f.get(t, other["id"].(string))["status"], "another address has its own code")
 }
 
+// Requests racing for one address leave exactly one live code.
+func TestConcurrentRequestsLeaveOneLiveCode(t *testing.T) {
+	f := vsetup(t)
+	var wg sync.WaitGroup
+	statuses := make([]int, 6)
+	for i := range statuses {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			statuses[i] = f.create(t, "sms", phoneTyped).Status
+		}(i)
+	}
+	wg.Wait()
+	require.Equal(t, []int{202, 202, 202, 202, 202, 202}, statuses)
+	var pending, failed int
+	require.NoError(t, testenv.Owner(t).QueryRow(context.Background(),
+		"SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed') FROM verifications").Scan(&pending, &failed))
+	require.Equal(t, 1, pending)
+	require.Equal(t, 5, failed)
+}
+
 func TestSuppressedAddressFailsWithAReason(t *testing.T) {
 	cases := []struct {
 		channel, to, address, reason, want string
