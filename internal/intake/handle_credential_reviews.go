@@ -2,6 +2,7 @@ package intake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/credential"
 	"github.com/errandhq/errand/internal/fault"
+	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/seclog"
 )
 
@@ -165,6 +167,9 @@ func (s *Server) handleAdminCredentialDocument(w http.ResponseWriter, r *http.Re
 		return fault.New(fault.Unavailable, "document storage is not configured")
 	}
 	f, err := s.Files.Open(r.Context(), c.FileKey)
+	if errors.Is(err, filestore.ErrNotFound) {
+		return fault.New(fault.NotFound, "the credential's document is missing from storage")
+	}
 	if err != nil {
 		return fmt.Errorf("open credential document: %w", err)
 	}
