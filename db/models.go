@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type ApiKey struct {
@@ -40,6 +41,55 @@ type Contact struct {
 	Notes      *string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+}
+
+type Credential struct {
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	ProID      uuid.UUID
+	Kind       string
+	Number     string
+	NumberNorm string
+	Issuer     string
+	ExpiresOn  pgtype.Date
+	FileKey    string
+	FileType   string
+	FileSize   int64
+	FileSha256 string
+	Status     string
+	Checks     json.RawMessage
+	Error      *string
+	Attempts   int32
+	DueAt      time.Time
+	EnqueuedAt *time.Time
+	CheckedAt  *time.Time
+	ReviewedAt *time.Time
+	ExpiredAt  *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+type CredentialExpiryNotice struct {
+	CredentialID  uuid.UUID
+	ThresholdDays int32
+	TenantID      uuid.UUID
+	MessageID     *uuid.UUID
+	CreatedAt     time.Time
+}
+
+type CredentialReview struct {
+	ID           int64
+	TenantID     uuid.UUID
+	CredentialID uuid.UUID
+	Actor        string
+	Reviewer     string
+	Decision     string
+	Note         string
+	FromStatus   string
+	ToStatus     string
+	RemoteAddr   string
+	RequestID    string
+	CreatedAt    time.Time
 }
 
 type IdempotencyKey struct {
@@ -75,6 +125,13 @@ type Message struct {
 	Attempts          int32
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+}
+
+type Pro struct {
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	ExternalID string
+	CreatedAt  time.Time
 }
 
 type SecurityEvent struct {
@@ -118,4 +175,24 @@ type Tenant struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	OwnerEmail    *string
+}
+
+type Verification struct {
+	ID              uuid.UUID
+	TenantID        uuid.UUID
+	Channel         string
+	Destination     string
+	DestinationHash []byte
+	Brand           string
+	Nonce           []byte
+	CodeHash        []byte
+	Status          string
+	Attempts        int32
+	MaxAttempts     int32
+	Reason          *string
+	MessageID       *uuid.UUID
+	ExpiresAt       time.Time
+	ApprovedAt      *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }

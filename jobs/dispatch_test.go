@@ -261,6 +261,9 @@ func TestShutdownMidSend(t *testing.T) {
 func TestPeriodicRunsOncePerPeriodAcrossSchedulers(t *testing.T) {
 	f := setup(t)
 	a, b := f.app.Scheduler(), f.app.Scheduler()
+	// The dispatch entry alone: entries with longer periods may or may not
+	// start a new period while the test runs.
+	a.Entries, b.Entries = a.Entries[:1], b.Entries[:1]
 	ctx := context.Background()
 	require.Equal(t, 1, a.Enqueue(ctx)+b.Enqueue(ctx))
 	require.Zero(t, a.Enqueue(ctx)+b.Enqueue(ctx), "same period")

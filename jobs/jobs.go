@@ -99,15 +99,18 @@ type kind struct {
 // kinds is the table of every task type Errand runs.
 func kinds(d Deps) map[string]kind {
 	send := NewMessageSend(d)
+	credentialVerify := NewCredentialVerify(d)
 	return map[string]kind{
-		TypeMessageSend:  {handler: send, giveUp: send.GiveUp},
-		TypeDispatchScan: {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},
+		TypeMessageSend:           {handler: send, giveUp: send.GiveUp},
+		TypeDispatchScan:          {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},
+		TypeCredentialVerify:      {handler: credentialVerify, giveUp: credentialVerify.GiveUp},
+		TypeCredentialExpiryWatch: {handler: NewCredentialExpiryWatch(d)},
 	}
 }
 
 // Dispatchables lists the tables whose rows the dispatcher keeps in Redis.
 func Dispatchables() []Dispatchable {
-	return []Dispatchable{Messages{}}
+	return []Dispatchable{Messages{}, Credentials{}}
 }
 
 // Register wires every kind into mux, wrapped with logging and metrics.
@@ -275,5 +278,6 @@ func (a asynqLogger) Fatal(args ...any) {
 func Periodic(dispatchEvery time.Duration) []periodic.Entry {
 	return []periodic.Entry{
 		{Name: "dispatch", Every: dispatchEvery, Type: TypeDispatchScan, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
+		{Name: "credential-expiry", Every: time.Hour, Type: TypeCredentialExpiryWatch, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 	}
 }

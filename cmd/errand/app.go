@@ -20,6 +20,7 @@ import (
 	"github.com/errandhq/errand/internal/intake"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/otp"
 	"github.com/errandhq/errand/internal/periodic"
 	"github.com/errandhq/errand/internal/provider"
 	"github.com/errandhq/errand/internal/pseudonym"
@@ -81,6 +82,9 @@ func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, err
 		Store: a.store, Clock: a.clock, Logger: a.logger, Metrics: a.metrics, Dispatcher: a.dispatcher,
 		SMS: a.smsSender(), Email: a.emailSender(), Retry: jobs.DefaultRetry, Files: a.files,
 		Pseudonyms: pseudonym.New(cfg.SecretKey),
+		Renderers: map[string]jobs.Renderer{
+			jobs.MessageKindVerification: &jobs.VerificationRenderer{Codes: otp.New(cfg.SecretKey), Clock: a.clock},
+		},
 	}
 	if cfg.Twilio.Configured() {
 		a.deps.StatusCallbackURL = cfg.PublicURL + "/webhooks/twilio/status"
@@ -131,7 +135,11 @@ func (a *app) intake() *intake.Server {
 		Logger: a.logger, Metrics: a.metrics, Limiter: ratelimit.New(a.redis), SecLog: a.seclog, Files: a.files,
 		AdminToken: a.cfg.AdminToken, PublicURL: a.cfg.PublicURL, MaxBodyBytes: a.cfg.MaxBodyBytes,
 		RateLimit: ratelimit.PerSecond(a.cfg.RateLimit, a.cfg.RateBurst),
-		Console:   a.console,
+		Verify: intake.VerifySettings{Codes: otp.New(a.cfg.SecretKey), Pseudonyms: a.deps.Pseudonyms,
+			PerDestination:     ratelimit.Per(a.cfg.VerifyPerAddress, time.Hour, a.cfg.VerifyPerAddress),
+			PerTenant:          ratelimit.Per(a.cfg.VerifyPerTenant, time.Hour, a.cfg.VerifyPerTenant),
+			CredentialMaxBytes: a.cfg.CredentialMaxBytes},
+		Console: a.console,
 	})
 }
 

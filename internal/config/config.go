@@ -36,6 +36,11 @@ type Config struct {
 	DispatchInterval  time.Duration // ERRAND_DISPATCH_INTERVAL: due-scan and reconciler period
 	DispatchHorizon   time.Duration // ERRAND_DISPATCH_HORIZON: how far ahead tasks are put in Redis
 	LogLevel          slog.Level    // ERRAND_LOG_LEVEL
+
+	// Verification codes and credentials of professionals.
+	VerifyPerAddress   int   // ERRAND_VERIFY_PER_ADDRESS: codes per hour to one address, whichever tenant asks
+	VerifyPerTenant    int   // ERRAND_VERIFY_PER_TENANT: codes per hour one tenant may request
+	CredentialMaxBytes int64 // ERRAND_CREDENTIAL_MAX_BYTES: largest credential document upload
 }
 
 // Twilio holds the SMS provider's settings. Without an account SID and a
@@ -127,6 +132,10 @@ func Load(getenv func(string) string) (Config, error) {
 		RateBurst:         num("ERRAND_RATE_BURST", 200),
 		DispatchInterval:  dur("ERRAND_DISPATCH_INTERVAL", 15*time.Second),
 		DispatchHorizon:   dur("ERRAND_DISPATCH_HORIZON", 15*time.Minute),
+
+		VerifyPerAddress:   num("ERRAND_VERIFY_PER_ADDRESS", 5),
+		VerifyPerTenant:    num("ERRAND_VERIFY_PER_TENANT", 1000),
+		CredentialMaxBytes: int64(num("ERRAND_CREDENTIAL_MAX_BYTES", 10<<20)),
 	}
 	if strings.EqualFold(c.DBRole, "none") {
 		c.DBRole = ""

@@ -84,7 +84,9 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		}
 		io.Copy(hasher, body) //nolint:errcheck // a body cut short hashes differently, which is right
 
-		if rec.status >= 500 {
+		if rec.status >= 500 || rec.status == http.StatusTooManyRequests {
+			// Nothing durable happened (or we cannot tell), or the request
+			// was refused for now: let the client retry with the same key.
 			release()
 			return nil
 		}

@@ -29,4 +29,15 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/messages", s.tenant(s.idempotent(s.handleMessageCreate)))
 	m.Handle("GET /v1/messages/{id}", s.tenant(s.handleMessageGet))
 	m.Handle("DELETE /v1/messages/{id}", s.tenant(s.handleMessageCancel))
+
+	// Verifications: one-time codes and credentials of professionals (issue 4).
+	m.Handle("POST /v1/verifications", s.tenant(s.idempotent(s.handleVerificationCreate)))
+	m.Handle("GET /v1/verifications/{id}", s.tenant(s.handleVerificationGet))
+	m.Handle("POST /v1/verifications/{id}/check", s.tenant(s.idempotent(s.handleVerificationCheck)))
+	m.Handle("POST /v1/pros/{external_id}/credentials", s.tenant(withBodyLimit(s.credentialBodyLimit, s.idempotent(s.handleCredentialUpload))))
+	m.Handle("GET /v1/pros/{external_id}/credentials", s.tenant(s.handleCredentialList))
+	m.Handle("GET /admin/v1/credentials", s.admin(s.handleCredentialReviewQueue))
+	m.Handle("GET /admin/v1/credentials/{id}", s.admin(s.handleAdminCredentialGet))
+	m.Handle("GET /admin/v1/credentials/{id}/document", s.admin(s.handleAdminCredentialDocument))
+	m.Handle("POST /admin/v1/credentials/{id}/review", s.admin(s.idempotent(s.handleCredentialReview)))
 }

@@ -43,6 +43,8 @@ type Deps struct {
 	PublicURL    string
 	MaxBodyBytes int64
 	RateLimit    ratelimit.Limit
+	// Verify configures verification codes and credential uploads.
+	Verify VerifySettings
 	// Console serves /monitoring/ (asynqmon behind admin auth); nil = none.
 	Console http.Handler
 }
@@ -135,7 +137,9 @@ func bodyLimitExempt(pattern string) bool {
 	return ok
 }
 
-var streamingRoutes = map[string]struct{}{}
+var streamingRoutes = map[string]struct{}{
+	"POST /v1/pros/{external_id}/credentials": {}, // withBodyLimit: ERRAND_CREDENTIAL_MAX_BYTES
+}
 
 func (s *Server) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})

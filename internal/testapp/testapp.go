@@ -32,6 +32,7 @@ import (
 	"github.com/errandhq/errand/internal/intake"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/otp"
 	"github.com/errandhq/errand/internal/periodic"
 	"github.com/errandhq/errand/internal/provider"
 	"github.com/errandhq/errand/internal/pseudonym"
@@ -74,6 +75,9 @@ type Options struct {
 	RateLimit ratelimit.Limit // default: generous
 	MaxBody   int64           // default 1 MiB
 	Retry     jobs.RetryPolicy
+	// Verify sets verification limits and the credential upload limit;
+	// its rate limits default to generous.
+	Verify intake.VerifySettings
 }
 
 // New starts the intake (no workers yet) on an empty Redis database with a fake clock set to the real
@@ -82,6 +86,8 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	t.Helper()
 	o := Options{RateLimit: ratelimit.PerSecond(10000, 10000), MaxBody: 1 << 20,
 		Retry: jobs.RetryPolicy{Base: 20 * time.Millisecond, Cap: 200 * time.Millisecond}}
+	o.Verify = intake.VerifySettings{PerDestination: ratelimit.Per(1000, time.Hour, 1000),
+		PerTenant: ratelimit.Per(10000, time.Hour, 10000)}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -125,14 +131,18 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 		Email: provider.NewResend(provider.ResendConfig{APIKey: a.Resend.APIKey, From: "Errand <noreply@example.com>",
 			BaseURL: a.Resend.URL, Timeout: 2 * time.Second}),
 		Retry: o.Retry, Files: a.Files, Pseudonyms: pseudonym.New(testSecret),
+		Renderers: map[string]jobs.Renderer{
+			jobs.MessageKindVerification: &jobs.VerificationRenderer{Codes: otp.New(testSecret), Clock: a.Clock},
+		},
 	}
+	o.Verify.Codes, o.Verify.Pseudonyms = otp.New(testSecret), a.Deps.Pseudonyms
 	con := console.New(console.Config{Store: a.Store, Clock: a.Clock, Logger: a.Logger, SecLog: a.SecLog,
 		AdminToken: a.AdminToken, Redis: a.RedisOpt})
 	t.Cleanup(func() { con.Close() })
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
 		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
-		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit,
+		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit, Verify: o.Verify,
 		Console: con,
 	})
 	a.HTTP = httptest.NewServer(a.Server)
