@@ -3,7 +3,7 @@
 GO ?= go
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: dev test services check generate build fmt fuzz bench clean
+.PHONY: dev test services check generate build fmt fuzz chaos bench clean
 
 dev: services
 	$(GO) run ./cmd/errand dev
@@ -12,6 +12,12 @@ test: check
 	@scripts/services.sh --with-browser
 	$(GO) test $(TEST_FLAGS) ./...
 	@FUZZ_TIME=$(FUZZ_SMOKE) scripts/fuzz.sh
+
+# chaos runs the chaos suite with more work per scenario (make test runs it
+# at scale 1) and prints the table of faults and outcomes.
+CHAOS_SCALE ?= 10
+chaos: services
+	ERRAND_CHAOS_SCALE=$(CHAOS_SCALE) $(GO) test -count=1 -v -parallel 8 -timeout 30m ./internal/chaos/ | grep -v '^\s*{"time"'
 
 # fuzz runs every fuzz target for FUZZ_TIME (make test runs them for FUZZ_SMOKE).
 FUZZ_TIME ?= 1m

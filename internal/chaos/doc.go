@@ -1,0 +1,12 @@
+// Package chaos holds Errand's chaos suite (its tests): real errand
+// processes against a private Redis, a fresh database (or a private
+// PostgreSQL) and fake providers, while faults are injected — SIGKILL of a
+// worker mid-job, FLUSHALL and restarts of Redis, a PostgreSQL restart,
+// Redis slower than asynq's lease, provider timeouts after acceptance.
+// Each scenario checks that nothing was lost, nothing was done twice, and
+// every row ended in a final state with a reason, and the run prints a
+// table of faults and outcomes (also written to artifacts/chaos.txt).
+//
+// `make test` runs it at small scale; `make chaos` with more work per
+// scenario (ERRAND_CHAOS_SCALE).
+package chaos
