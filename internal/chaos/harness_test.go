@@ -329,12 +329,12 @@ func (s *stack) texts(n int, prefix string) []string {
 
 // outcome is a scenario's result row.
 type outcome struct {
-	fault, job     string
-	items          int
-	done, final    int
-	dupes          int
-	elapsed        time.Duration
-	pass           bool
+	fault, job  string
+	items       int
+	done, final int
+	dupes       int
+	elapsed     time.Duration
+	pass        bool
 }
 
 var (
