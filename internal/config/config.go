@@ -35,6 +35,7 @@ type Config struct {
 	RateBurst         int           // ERRAND_RATE_BURST
 	DispatchInterval  time.Duration // ERRAND_DISPATCH_INTERVAL: due-scan and reconciler period
 	DispatchHorizon   time.Duration // ERRAND_DISPATCH_HORIZON: how far ahead tasks are put in Redis
+	ExportTTL         time.Duration // ERRAND_EXPORT_TTL: how long export files are kept
 	LogLevel          slog.Level    // ERRAND_LOG_LEVEL
 }
 
@@ -127,6 +128,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RateBurst:         num("ERRAND_RATE_BURST", 200),
 		DispatchInterval:  dur("ERRAND_DISPATCH_INTERVAL", 15*time.Second),
 		DispatchHorizon:   dur("ERRAND_DISPATCH_HORIZON", 15*time.Minute),
+		ExportTTL:         dur("ERRAND_EXPORT_TTL", 7*24*time.Hour),
 	}
 	if strings.EqualFold(c.DBRole, "none") {
 		c.DBRole = ""

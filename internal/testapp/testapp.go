@@ -129,7 +129,7 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
 		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
-		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit,
+		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit, SecretKey: testSecret,
 		Console: console.New(console.Config{Store: a.Store, Clock: a.Clock, Logger: a.Logger, SecLog: a.SecLog,
 			AdminToken: a.AdminToken, Redis: a.RedisOpt}),
 	})
