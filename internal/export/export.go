@@ -345,25 +345,28 @@ type framer interface {
 // number of rows.
 func copyTable(ctx context.Context, tx pgx.Tx, w io.Writer, query, format string, rep *reporter) (int64, error) {
 	var fr framer
-	var copySQL string
+	header := int64(0)
+	copySQL := "COPY (" + query + ") TO STDOUT WITH (FORMAT csv)"
 	switch format {
 	case "csv":
-		fr = newFormulaGuard(w)
+		fr, header = newFormulaGuard(w), 1
 		copySQL = "COPY (" + query + ") TO STDOUT WITH (FORMAT csv, HEADER true)"
 	default:
-		if format == "json" {
-			fr = &jsonArray{w: w}
-		} else {
-			fr = &jsonLines{w: w}
+		// JSON is built from the same CSV, typed by the query's columns.
+		sd, err := tx.Conn().PgConn().Prepare(ctx, "", query, nil)
+		if err != nil {
+			return 0, err
 		}
-		// JSON text holds no raw newline, carriage return or control
-		// character, so CSV mode with an unused quote and delimiter passes
-		// it through untouched (text mode would double every backslash).
-		copySQL = `COPY (SELECT row_to_json(t) FROM (` + query + `) AS t) TO STDOUT WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')`
-	}
-	header := int64(0)
-	if format == "csv" {
-		header = 1
+		names, oids := make([]string, len(sd.Fields)), make([]uint32, len(sd.Fields))
+		for i, f := range sd.Fields {
+			names[i], oids[i] = f.Name, f.DataTypeOID
+		}
+		if format == "json" {
+			arr := &jsonArray{w: w}
+			fr = &chain{framer: newCSVToJSON(arr, jsonColumns(names, oids)), then: arr}
+		} else {
+			fr = newCSVToJSON(w, jsonColumns(names, oids))
+		}
 	}
 	tag, err := tx.Conn().PgConn().CopyTo(ctx, &counted{fr: fr, rep: rep, header: header}, copySQL)
 	if err != nil {
@@ -376,6 +379,20 @@ func copyTable(ctx context.Context, tx pgx.Tx, w io.Writer, query, format string
 		return 0, fmt.Errorf("wrote %d rows, PostgreSQL sent %d", got, want)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// chain is a framer writing into another writer that needs closing after
+// it (the JSON array around JSON lines).
+type chain struct {
+	framer
+	then io.Closer
+}
+
+func (c *chain) Close() error {
+	if err := c.framer.Close(); err != nil {
+		return err
+	}
+	return c.then.Close()
 }
 
 // counted reports progress as a framer's record count grows.
