@@ -164,8 +164,11 @@ func (e *Exporter) Write(ctx context.Context, tx pgx.Tx, r Request, out io.Write
 	if r.Format != FormatCSV && r.Format != FormatJSON {
 		return m, fmt.Errorf("export: unknown format %q", r.Format)
 	}
-	// One zone and date style for every file, whatever the server's defaults.
-	if _, err := tx.Exec(ctx, "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601'"); err != nil {
+	// One zone and date style for every file, whatever the server's
+	// defaults; and room for the hash join that gives each message its
+	// contact's ID (a million contacts stay in memory, not in temp files).
+	if _, err := tx.Exec(ctx, "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "+
+		"SET LOCAL IntervalStyle = 'iso_8601'; SET LOCAL work_mem = '64MB'"); err != nil {
 		return m, fmt.Errorf("export: session settings: %w", err)
 	}
 	sources, queries, err := e.plan(r)
