@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -33,11 +34,28 @@ func NewExportExpire(d Deps) *ExportExpire {
 	return &ExportExpire{Store: d.Store, Clock: d.Clock, Logger: d.Logger, Files: d.Files, Batch: 200}
 }
 
-// ProcessTask implements asynq.Handler; the count is the task's result.
+// partialGrace is how old a partial file must be before the sweep takes
+// its writer for dead: far longer than any write (an export times out
+// after two hours).
+const partialGrace = 24 * time.Hour
+
+// partialSweeper is a file store that can remove what dead writers left
+// behind (filestore.Local).
+type partialSweeper interface {
+	RemoveStalePartials(ctx context.Context, olderThan time.Time) (int, error)
+}
+
+// ProcessTask implements asynq.Handler; the counts are the task's result.
 func (h *ExportExpire) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	n, err := h.Sweep(ctx)
+	partials := 0
+	if ps, ok := h.Files.(partialSweeper); ok && err == nil {
+		// Writers killed mid-file (exports, uploads) leave hidden partial
+		// files that hold data too.
+		partials, err = ps.RemoveStalePartials(ctx, h.Clock.Now().Add(-partialGrace))
+	}
 	if w := t.ResultWriter(); w != nil {
-		out, _ := json.Marshal(map[string]int{"expired": n})
+		out, _ := json.Marshal(map[string]int{"expired": n, "partials_removed": partials})
 		w.Write(out) //nolint:errcheck // informational
 	}
 	return err

@@ -499,6 +499,21 @@ func TestExportKillAndRetryPublishesOneCompleteFile(t *testing.T) {
 	checkManifest(t, a)
 	require.EqualValues(t, 3002, a.rows("contacts"), "complete")
 	require.Equal(t, []string{e.ID.String() + "-2.zip"}, exportFiles(t, f, e), "exactly one file")
+
+	// The dead attempt's hidden partial file goes with the periodic sweep.
+	partials := func() []string {
+		m, err := filepath.Glob(filepath.Join(f.app.FilesDir, "tenants", e.TenantID.String(), "exports", ".*partial*"))
+		require.NoError(t, err)
+		return m
+	}
+	require.Len(t, partials(), 1)
+	sweep := jobs.NewExportExpire(f.app.Deps)
+	require.NoError(t, sweep.ProcessTask(ctx, asynq.NewTask(jobs.TypeExportExpire, nil)))
+	require.Len(t, partials(), 1, "not while its writer might be alive")
+	f.app.Clock.Advance(25 * time.Hour)
+	require.NoError(t, sweep.ProcessTask(ctx, asynq.NewTask(jobs.TypeExportExpire, nil)))
+	require.Empty(t, partials())
+	require.Equal(t, []string{e.ID.String() + "-2.zip"}, exportFiles(t, f, e))
 }
 
 // An attempt that committed its file and died before recording it: the
