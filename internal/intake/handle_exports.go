@@ -150,16 +150,10 @@ func (s *Server) handleExportGet(w http.ResponseWriter, r *http.Request) error {
 	var ext *string
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		e, err = q.ExportGet(r.Context(), db.ExportGetParams{TenantID: p.TenantID, ID: id})
-		if err != nil || e.ContactID == nil {
+		if err != nil {
 			return err
 		}
-		c, err := q.ContactGet(r.Context(), db.ContactGetParams{TenantID: p.TenantID, ID: *e.ContactID})
-		if err == nil {
-			ext = &c.ExternalID
-		}
-		if db.IsNotFound(err) {
-			return nil
-		}
+		ext, err = contactExternalID(r.Context(), q, p.TenantID, e.ContactID)
 		return err
 	})
 	if db.IsNotFound(err) {
@@ -209,7 +203,7 @@ func (s *Server) handleExportDownload(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if e.Status != "succeeded" || e.FileKey == nil || e.Bytes == nil {
+	if e.Status != "succeeded" || e.FileKey == nil || e.Bytes == nil || s.Files == nil {
 		return errExportGone
 	}
 	rc, err := s.Files.Open(r.Context(), *e.FileKey)
