@@ -16,7 +16,6 @@ package export
 import (
 	"archive/zip"
 	"bufio"
-	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/filestore"
@@ -138,8 +138,10 @@ type Exporter struct {
 	// ProgressEvery is how many rows pass between progress reports
 	// (default 50,000); reports also come at each file's end.
 	ProgressEvery int64
-	// Level is the deflate level (default flate.BestSpeed: exports are
-	// bound by compression, and table text compresses well even so).
+	// Level is the deflate level (default flate.BestSpeed: compression
+	// is most of an export's own work, and table text compresses well at
+	// the fastest level). klauspost/compress's deflate writes the same
+	// format as the standard library's at twice the speed.
 	Level int
 }
 
