@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,6 +60,10 @@ func runExport(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 	csvRow := Row{Name: "export tenant csv", Unit: "rows", Extra: map[string]string{}}
 	jsonRow := Row{Name: "export tenant json", Unit: "rows", Extra: map[string]string{}}
 	var baseline []Sample
+	// This process's CPU time per run: what the exporter itself costs,
+	// whatever else the machine is doing (PostgreSQL's share is the same
+	// COPY work in both, plus the job's counts and contact join).
+	cpu := map[*Row][]float64{}
 	for round := 0; round < env.Rounds; round++ {
 		b, err := Measure(func() (int, error) { return rawCopy(ctx, env.Store, tenantID) })
 		if err != nil {
@@ -70,6 +76,7 @@ func runExport(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 				format = "json"
 			}
 			var bytes int64
+			before := processCPU()
 			s, err := Measure(func() (int, error) {
 				n, size, err := runOneExport(ctx, env.Store, files, h, tenantID, format)
 				bytes = size
@@ -78,14 +85,30 @@ func runExport(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 			if err != nil {
 				return nil, fmt.Errorf("export %s: %w", format, err)
 			}
+			used := (processCPU() - before).Seconds()
+			cpu[r] = append(cpu[r], used)
 			r.Job = append(r.Job, s)
 			r.Extra["zip_MB"] = strconv.FormatFloat(float64(bytes)/(1<<20), 'f', 0, 64)
-			fmt.Fprintf(env.Out, "export: round %d %s: baseline %.0f rows/s, job %.0f rows/s, %.0f MB zip, peak RSS %.0f MB\n",
-				round+1, format, b.Rate(), s.Rate(), float64(bytes)/(1<<20), float64(s.PeakRSS)/(1<<20))
+			fmt.Fprintf(env.Out, "export: round %d %s: baseline %.0f rows/s, job %.0f rows/s, exporter CPU %.1f s, %.0f MB zip, peak RSS %.0f MB\n",
+				round+1, format, b.Rate(), s.Rate(), used, float64(bytes)/(1<<20), float64(s.PeakRSS)/(1<<20))
 		}
 	}
 	csvRow.Baseline, jsonRow.Baseline = baseline, baseline
+	for _, r := range []*Row{&csvRow, &jsonRow} {
+		c := append([]float64(nil), cpu[r]...)
+		sort.Float64s(c)
+		r.Extra["exporter_cpu_s"] = strconv.FormatFloat(c[len(c)/2], 'f', 1, 64)
+	}
 	return []Row{csvRow, jsonRow}, nil
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // seedExport creates the tenant and its rows with generate_series, as the
