@@ -672,3 +672,60 @@ func TestDispatcherRecoversExports(t *testing.T) {
 		return f.get(t, queued).Status == "succeeded" && f.get(t, dead).Status == "succeeded"
 	})
 }
+
+// When asynq gives up on an export, the row says failed with a reason, the
+// access request it answers goes back to received (someone must act before
+// the deadline), and no file of it is left.
+func TestExportGiveUpSendsTheAccessRequestBack(t *testing.T) {
+	f := setupExport(t)
+	ctx := context.Background()
+	var e db.Export
+	var r db.PrivacyRequest
+	now := f.app.Clock.Now()
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) (err error) {
+		r, err = q.PrivacyRequestCreate(ctx, db.PrivacyRequestCreateParams{TenantID: f.tenant.ID, Type: jobs.PrivacyAccess,
+			Subject: "contact", ContactID: &f.pat.ID, ReceivedAt: now, DueAt: now.AddDate(0, 0, 30), Now: now})
+		if err != nil {
+			return err
+		}
+		e, err = f.app.Dispatcher.InsertExport(ctx, q, jobs.NewExport{TenantID: f.tenant.ID, Scope: "contact",
+			ContactID: &f.pat.ID, Format: "csv", PrivacyRequestID: &r.ID})
+		if err != nil {
+			return err
+		}
+		if err := q.PrivacyRequestLinkExport(ctx, db.PrivacyRequestLinkExportParams{ExportID: &e.ID, Now: now,
+			TenantID: f.tenant.ID, ID: r.ID}); err != nil {
+			return err
+		}
+		r.ExportID = &e.ID
+		_, err = jobs.PrivacyMove(ctx, q, r, jobs.PrivacyInProgress, "export_started", "test", "", now)
+		return err
+	}))
+	_, err := testenv.Owner(t).Exec(ctx, "UPDATE exports SET status = 'running', attempts = 2 WHERE id = $1", e.ID)
+	require.NoError(t, err)
+	orphan := "tenants/" + f.tenant.ID.String() + "/exports/" + e.ID.String() + "-2.zip"
+	_, err = filestore.Put(ctx, f.app.Files, orphan, strings.NewReader("committed, then the worker died"))
+	require.NoError(t, err)
+
+	job := jobs.NewExportRunJob(e.TenantID, e.ID)
+	require.NoError(t, jobs.NewExportRun(f.app.Deps).GiveUp(ctx, job.Payload, errors.New("connection reset")))
+	got := f.get(t, e)
+	require.Equal(t, "failed", got.Status)
+	require.Equal(t, "gave up after repeated failures; the last: temporary failure", *got.Error)
+	require.Equal(t, []string{}, exportFiles(t, f, e))
+
+	var req db.PrivacyRequestGetRow
+	var events []db.PrivacyRequestEvent
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) (err error) {
+		req, err = q.PrivacyRequestGet(ctx, db.PrivacyRequestGetParams{TenantID: f.tenant.ID, ID: r.ID})
+		if err != nil {
+			return err
+		}
+		events, err = q.PrivacyRequestEventList(ctx, db.PrivacyRequestEventListParams{TenantID: f.tenant.ID, RequestID: r.ID})
+		return err
+	}))
+	require.Equal(t, jobs.PrivacyReceived, req.PrivacyRequest.Status)
+	last := events[len(events)-1]
+	require.Equal(t, "export_failed", last.Action)
+	require.Contains(t, last.Note, "gave up after repeated failures")
+}
