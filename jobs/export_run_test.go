@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -728,4 +729,73 @@ func TestExportGiveUpSendsTheAccessRequestBack(t *testing.T) {
 	last := events[len(events)-1]
 	require.Equal(t, "export_failed", last.Action)
 	require.Contains(t, last.Note, "gave up after repeated failures")
+}
+
+// blockingStore holds an attempt's writes until released, as a worker
+// that stalls (GC pause, lost network) long enough to be presumed dead.
+type blockingStore struct {
+	filestore.Store
+	after   int64
+	wrote   atomic.Int64
+	once    sync.Once
+	stalled chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) Create(ctx context.Context, key string) (filestore.Writer, error) {
+	w, err := b.Store.Create(ctx, key)
+	return &blockingWriter{Writer: w, b: b}, err
+}
+
+type blockingWriter struct {
+	filestore.Writer
+	b *blockingStore
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if w.b.wrote.Add(int64(len(p))) > w.b.after {
+		w.b.once.Do(func() {
+			close(w.b.stalled)
+			<-w.b.release
+		})
+	}
+	return w.Writer.Write(p)
+}
+
+// An attempt presumed dead that wakes up after another took over stops at
+// its next heartbeat: it neither records nor leaves a file.
+func TestSupersededAttemptStepsAside(t *testing.T) {
+	f := setupExport(t)
+	ctx := context.Background()
+	for i := 0; i < 2000; i++ {
+		require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+			_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: f.tenant.ID, ExternalID: "bulk-" + uuid.NewString(),
+				Name: strings.Repeat("y", 200), Now: f.app.Clock.Now()})
+			return err
+		}))
+	}
+	e := f.insert(t, "tenant", "csv", nil)
+	bs := &blockingStore{Store: f.app.Files, after: 32 << 10, stalled: make(chan struct{}), release: make(chan struct{})}
+	slow := jobs.NewExportRun(f.app.Deps)
+	slow.Files = bs
+	slow.Exporter.ProgressEvery = 100
+	done := make(chan error)
+	go func() { done <- slow.ProcessTask(ctx, exportTask(e)) }()
+	<-bs.stalled
+
+	f.app.Clock.Advance(6 * time.Minute)
+	require.NoError(t, jobs.NewExportRun(f.app.Deps).ProcessTask(ctx, exportTask(e)))
+	winner := f.get(t, e)
+	require.Equal(t, "succeeded", winner.Status)
+	require.EqualValues(t, 2, winner.Attempts)
+
+	close(bs.release)
+	require.NoError(t, <-done, "the superseded attempt steps aside quietly")
+	got := f.get(t, e)
+	require.Equal(t, winner.Sha256, got.Sha256, "the winner's record stands")
+	require.Equal(t, winner.RowsDone, got.RowsDone)
+	require.Equal(t, []string{e.ID.String() + "-2.zip"}, exportFiles(t, f, e))
+	a := f.open(t, got)
+	checkManifest(t, a)
+	require.Contains(t, f.app.Logs.String(), "export attempt superseded")
 }
