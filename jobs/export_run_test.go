@@ -116,6 +116,17 @@ func (f exportFixture) insert(t *testing.T, scope, format string, contact *uuid.
 	return e
 }
 
+// bulkContacts adds n contacts at once, with names that do not compress
+// away (so the archive grows with them).
+func (f exportFixture) bulkContacts(t *testing.T, n int) {
+	t.Helper()
+	_, err := testenv.Owner(t).Exec(context.Background(), `INSERT INTO contacts (tenant_id, external_id, name, created_at, updated_at)
+		SELECT $1, 'bulk-' || g, md5(g || ':' || random()) || md5(random()::text), $2, $2
+		FROM generate_series(1, $3::int) AS g`,
+		f.tenant.ID, f.app.Clock.Now(), n)
+	require.NoError(t, err)
+}
+
 func exportTask(e db.Export) *asynq.Task {
 	j := jobs.NewExportRunJob(e.TenantID, e.ID)
 	return asynq.NewTask(j.Type, j.Payload)
@@ -459,13 +470,7 @@ func TestExportKillAndRetryPublishesOneCompleteFile(t *testing.T) {
 	f := setupExport(t)
 	ctx := context.Background()
 	// Enough rows that the archive is well past the point of death.
-	for i := 0; i < 3000; i++ {
-		require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
-			_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: f.tenant.ID, ExternalID: "bulk-" + uuid.NewString(),
-				Name: strings.Repeat("x", 200), Now: f.app.Clock.Now()})
-			return err
-		}))
-	}
+	f.bulkContacts(t, 3000)
 	e := f.insert(t, "tenant", "csv", nil)
 
 	kctx, cancel := context.WithCancel(ctx)
@@ -767,13 +772,7 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 func TestSupersededAttemptStepsAside(t *testing.T) {
 	f := setupExport(t)
 	ctx := context.Background()
-	for i := 0; i < 2000; i++ {
-		require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
-			_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: f.tenant.ID, ExternalID: "bulk-" + uuid.NewString(),
-				Name: strings.Repeat("y", 200), Now: f.app.Clock.Now()})
-			return err
-		}))
-	}
+	f.bulkContacts(t, 2000)
 	e := f.insert(t, "tenant", "csv", nil)
 	bs := &blockingStore{Store: f.app.Files, after: 32 << 10, stalled: make(chan struct{}), release: make(chan struct{})}
 	slow := jobs.NewExportRun(f.app.Deps)
@@ -781,7 +780,11 @@ func TestSupersededAttemptStepsAside(t *testing.T) {
 	slow.Exporter.ProgressEvery = 100
 	done := make(chan error)
 	go func() { done <- slow.ProcessTask(ctx, exportTask(e)) }()
-	<-bs.stalled
+	select {
+	case <-bs.stalled:
+	case err := <-done:
+		t.Fatalf("the slow attempt finished (%v) before stalling; give it more rows", err)
+	}
 
 	f.app.Clock.Advance(6 * time.Minute)
 	require.NoError(t, jobs.NewExportRun(f.app.Deps).ProcessTask(ctx, exportTask(e)))

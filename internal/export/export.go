@@ -182,7 +182,9 @@ func (e *Exporter) Write(ctx context.Context, tx pgx.Tx, r Request, out io.Write
 	var p Progress
 	for i, q := range queries {
 		var n int64
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM ("+q+") AS t").Scan(&n); err != nil {
+		// Simple protocol: these queries hold literals, so preparing and
+		// caching them per tenant would only fill the statement cache.
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM ("+q+") AS t", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
 			return m, fmt.Errorf("export: count %s: %w", sources[i].Name, err)
 		}
 		p.RowsTotal += n
@@ -451,7 +453,7 @@ func (e *Exporter) documents(ctx context.Context, tx pgx.Tx, zw *zip.Writer, src
 	if e.Files == nil {
 		return nil, errors.New("export: documents need a file store")
 	}
-	rows, err := tx.Query(ctx, query)
+	rows, err := tx.Query(ctx, query, pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("export: list %s: %w", src.Name, err)
 	}
