@@ -92,6 +92,31 @@ type CredentialReview struct {
 	CreatedAt    time.Time
 }
 
+type Export struct {
+	ID               uuid.UUID
+	TenantID         uuid.UUID
+	Scope            string
+	ContactID        *uuid.UUID
+	Format           string
+	Status           string
+	PrivacyRequestID *uuid.UUID
+	RowsTotal        int64
+	RowsDone         int64
+	FileKey          *string
+	Bytes            *int64
+	Sha256           *string
+	Error            *string
+	Attempts         int32
+	DueAt            time.Time
+	EnqueuedAt       *time.Time
+	ClaimedAt        *time.Time
+	HeartbeatAt      *time.Time
+	FinishedAt       *time.Time
+	FileExpiresAt    *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
 type IdempotencyKey struct {
 	Scope          string
 	Key            string
@@ -125,6 +150,43 @@ type Message struct {
 	Attempts          int32
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+}
+
+type PrivacyRequest struct {
+	ID           uuid.UUID
+	TenantID     uuid.UUID
+	Type         string
+	Subject      string
+	ContactID    *uuid.UUID
+	Status       string
+	ReceivedAt   time.Time
+	DueAt        time.Time
+	ExportID     *uuid.UUID
+	DeletionID   *uuid.UUID
+	Notified7dAt *time.Time
+	Notified1dAt *time.Time
+	OverdueAt    *time.Time
+	ClosedAt     *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+type PrivacyRequestEvent struct {
+	ID         int64
+	TenantID   uuid.UUID
+	RequestID  uuid.UUID
+	Action     string
+	Actor      string
+	FromStatus *string
+	ToStatus   string
+	Note       string
+	OccurredAt time.Time
+}
+
+type PrivacySetting struct {
+	TenantID     uuid.UUID
+	ResponseDays int32
+	UpdatedAt    time.Time
 }
 
 type Pro struct {

@@ -75,6 +75,28 @@ func (s *Store) InTenant(ctx context.Context, tenantID uuid.UUID, fn func(q *Que
 	return s.inTx(ctx, "errand.tenant_id", tenantID.String(), fn)
 }
 
+// InTenantTx is InTenant for raw SQL that sqlc cannot express (COPY … TO
+// STDOUT, server-side cursors): fn gets the pgx transaction itself, begun
+// with opts (e.g. a read-only repeatable-read snapshot) and scoped to
+// tenantID, so row-level security applies exactly as in InTenant.
+func (s *Store) InTenantTx(ctx context.Context, tenantID uuid.UUID, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
+	tx, err := s.Pool.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.Exec(ctx, "SELECT set_config('errand.tenant_id', $1, true)", tenantID.String()); err != nil {
+		return fmt.Errorf("scope transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
 // AsSystem runs fn in a transaction that sees every tenant's rows. Only the
 // dispatcher, retention sweeps and similar cross-tenant jobs use it.
 func (s *Store) AsSystem(ctx context.Context, fn func(q *Queries) error) error {

@@ -86,6 +86,8 @@ type Deps struct {
 	Renderers map[string]Renderer
 	// StatusCallbackURL is where Twilio reports delivery status ("" = none).
 	StatusCallbackURL string
+	// ExportTTL is how long export files are kept (ERRAND_EXPORT_TTL; 0 = 7 days).
+	ExportTTL time.Duration
 }
 
 // kind is one task type's handler and what to do when asynq gives up on it.
@@ -100,17 +102,23 @@ type kind struct {
 func kinds(d Deps) map[string]kind {
 	send := NewMessageSend(d)
 	credentialVerify := NewCredentialVerify(d)
+	exportRun := NewExportRun(d)
 	return map[string]kind{
-		TypeMessageSend:           {handler: send, giveUp: send.GiveUp},
-		TypeDispatchScan:          {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},
+		TypeMessageSend:  {handler: send, giveUp: send.GiveUp},
+		TypeDispatchScan: {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},
+		// Verification checks.
 		TypeCredentialVerify:      {handler: credentialVerify, giveUp: credentialVerify.GiveUp},
 		TypeCredentialExpiryWatch: {handler: NewCredentialExpiryWatch(d)},
+		// Exports and privacy requests.
+		TypeExportRun:        {handler: exportRun, giveUp: exportRun.GiveUp},
+		TypeExportExpire:     {handler: NewExportExpire(d)},
+		TypePrivacyDeadlines: {handler: NewPrivacyDeadlines(d)},
 	}
 }
 
 // Dispatchables lists the tables whose rows the dispatcher keeps in Redis.
 func Dispatchables() []Dispatchable {
-	return []Dispatchable{Messages{}, Credentials{}}
+	return []Dispatchable{Messages{}, Credentials{}, Exports{}}
 }
 
 // Register wires every kind into mux, wrapped with logging and metrics.
@@ -279,5 +287,7 @@ func Periodic(dispatchEvery time.Duration) []periodic.Entry {
 	return []periodic.Entry{
 		{Name: "dispatch", Every: dispatchEvery, Type: TypeDispatchScan, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
 		{Name: "credential-expiry", Every: time.Hour, Type: TypeCredentialExpiryWatch, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
+		{Name: "export-expire", Every: 10 * time.Minute, Type: TypeExportExpire, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
+		{Name: "privacy-deadlines", Every: 15 * time.Minute, Type: TypePrivacyDeadlines, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 	}
 }

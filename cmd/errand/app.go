@@ -81,7 +81,7 @@ func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, err
 	a.deps = jobs.Deps{
 		Store: a.store, Clock: a.clock, Logger: a.logger, Metrics: a.metrics, Dispatcher: a.dispatcher,
 		SMS: a.smsSender(), Email: a.emailSender(), Retry: jobs.DefaultRetry, Files: a.files,
-		Pseudonyms: pseudonym.New(cfg.SecretKey),
+		Pseudonyms: pseudonym.New(cfg.SecretKey), ExportTTL: cfg.ExportTTL,
 		Renderers: map[string]jobs.Renderer{
 			jobs.MessageKindVerification: &jobs.VerificationRenderer{Codes: otp.New(cfg.SecretKey), Clock: a.clock},
 		},
@@ -134,7 +134,7 @@ func (a *app) intake() *intake.Server {
 		Store: a.store, Redis: a.redis, Inspector: a.inspector, Dispatcher: a.dispatcher, Clock: a.clock,
 		Logger: a.logger, Metrics: a.metrics, Limiter: ratelimit.New(a.redis), SecLog: a.seclog, Files: a.files,
 		AdminToken: a.cfg.AdminToken, PublicURL: a.cfg.PublicURL, MaxBodyBytes: a.cfg.MaxBodyBytes,
-		RateLimit: ratelimit.PerSecond(a.cfg.RateLimit, a.cfg.RateBurst),
+		RateLimit: ratelimit.PerSecond(a.cfg.RateLimit, a.cfg.RateBurst), SecretKey: a.cfg.SecretKey,
 		Verify: intake.VerifySettings{Codes: otp.New(a.cfg.SecretKey), Pseudonyms: a.deps.Pseudonyms,
 			PerDestination:     ratelimit.Per(a.cfg.VerifyPerAddress, time.Hour, a.cfg.VerifyPerAddress),
 			PerTenant:          ratelimit.Per(a.cfg.VerifyPerTenant, time.Hour, a.cfg.VerifyPerTenant),

@@ -35,6 +35,7 @@ type Config struct {
 	RateBurst         int           // ERRAND_RATE_BURST
 	DispatchInterval  time.Duration // ERRAND_DISPATCH_INTERVAL: due-scan and reconciler period
 	DispatchHorizon   time.Duration // ERRAND_DISPATCH_HORIZON: how far ahead tasks are put in Redis
+	ExportTTL         time.Duration // ERRAND_EXPORT_TTL: how long export files are kept
 	LogLevel          slog.Level    // ERRAND_LOG_LEVEL
 
 	// Verification codes and credentials of professionals.
@@ -136,6 +137,8 @@ func Load(getenv func(string) string) (Config, error) {
 		VerifyPerAddress:   num("ERRAND_VERIFY_PER_ADDRESS", 5),
 		VerifyPerTenant:    num("ERRAND_VERIFY_PER_TENANT", 1000),
 		CredentialMaxBytes: int64(num("ERRAND_CREDENTIAL_MAX_BYTES", 10<<20)),
+
+		ExportTTL: dur("ERRAND_EXPORT_TTL", 7*24*time.Hour),
 	}
 	if strings.EqualFold(c.DBRole, "none") {
 		c.DBRole = ""

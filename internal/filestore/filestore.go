@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Store holds files by key.
@@ -359,4 +360,39 @@ func (l *Local) Exists(_ context.Context, key string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// RemoveStalePartials deletes the hidden partial files of writes whose
+// writer died before it could commit or abort (a killed worker), last
+// written before olderThan, and reports how many it removed. They are
+// never visible under a key, but they hold data that must not outlive its
+// retention.
+func (l *Local) RemoveStalePartials(ctx context.Context, olderThan time.Time) (int, error) {
+	n := 0
+	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), ".") || !strings.Contains(d.Name(), ".partial-") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || !info.ModTime().Before(olderThan) {
+			return nil
+		}
+		if err := os.Remove(p); err == nil {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("filestore: sweep partial files: %w", err)
+	}
+	return n, nil
 }

@@ -1,12 +1,15 @@
 package intake
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/account"
@@ -170,4 +173,20 @@ func (s *Server) contactByExternalID(r *http.Request, p principal, ext string) (
 		return db.Contact{}, errNoContact
 	}
 	return c, err
+}
+
+// contactExternalID is the external ID of a row's contact, or nil when the
+// row has none or the contact is gone (erased).
+func contactExternalID(ctx context.Context, q *db.Queries, tenantID uuid.UUID, contactID *uuid.UUID) (*string, error) {
+	if contactID == nil {
+		return nil, nil
+	}
+	c, err := q.ContactGet(ctx, db.ContactGetParams{TenantID: tenantID, ID: *contactID})
+	if db.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &c.ExternalID, nil
 }

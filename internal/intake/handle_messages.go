@@ -142,16 +142,10 @@ func (s *Server) messageByID(r *http.Request, p principal) (db.Message, *string,
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
 		var err error
 		m, err = q.MessageGet(r.Context(), db.MessageGetParams{TenantID: p.TenantID, ID: id})
-		if err != nil || m.ContactID == nil {
+		if err != nil {
 			return err
 		}
-		c, err := q.ContactGet(r.Context(), db.ContactGetParams{TenantID: p.TenantID, ID: *m.ContactID})
-		if err == nil {
-			ext = &c.ExternalID
-		}
-		if db.IsNotFound(err) {
-			return nil
-		}
+		ext, err = contactExternalID(r.Context(), q, p.TenantID, m.ContactID)
 		return err
 	})
 	if db.IsNotFound(err) {

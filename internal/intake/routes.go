@@ -40,4 +40,16 @@ func (s *Server) routes() {
 	m.Handle("GET /admin/v1/credentials/{id}", s.admin(s.handleAdminCredentialGet))
 	m.Handle("GET /admin/v1/credentials/{id}/document", s.admin(s.handleAdminCredentialDocument))
 	m.Handle("POST /admin/v1/credentials/{id}/review", s.admin(s.idempotent(s.handleCredentialReview)))
+
+	// Exports and privacy requests. A cancelled tenant can still export
+	// everything; the download link needs no API key, only its signature.
+	m.Handle("POST /v1/exports", s.tenant(s.idempotent(s.handleExportCreate), allowCancelled))
+	m.Handle("GET /v1/exports/{id}", s.tenant(s.handleExportGet, allowCancelled))
+	m.Handle("GET /v1/exports/{id}/download", s.serve(s.handleExportDownload))
+	m.Handle("POST /v1/privacy-requests", s.tenant(s.idempotent(s.handlePrivacyRequestCreate)))
+	m.Handle("GET /v1/privacy-requests", s.tenant(s.handlePrivacyRequestList))
+	m.Handle("GET /v1/privacy-requests/{id}", s.tenant(s.handlePrivacyRequestGet))
+	m.Handle("POST /v1/privacy-requests/{id}/transitions", s.tenant(s.idempotent(s.handlePrivacyRequestTransition)))
+	m.Handle("GET /admin/v1/privacy-requests", s.admin(s.handleAdminPrivacyRequests))
+	m.Handle("PUT /admin/v1/tenants/{id}/privacy-settings", s.admin(s.handleAdminPrivacySettings))
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/account"
 	"github.com/errandhq/errand/internal/clock"
+	"github.com/errandhq/errand/internal/downloadlink"
 	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/ratelimit"
@@ -47,6 +48,11 @@ type Deps struct {
 	Verify VerifySettings
 	// Console serves /monitoring/ (asynqmon behind admin auth); nil = none.
 	Console http.Handler
+	// SecretKey (ERRAND_SECRET_KEY) signs download links; "" = no links.
+	SecretKey string
+	// Deletions starts the deletion of an approved deletion request; nil =
+	// approved requests wait for fulfilment by hand.
+	Deletions DeletionStarter
 }
 
 // Server is the intake.
@@ -55,12 +61,19 @@ type Server struct {
 	logger   *slog.Logger
 	accounts *account.Service
 	mux      *http.ServeMux
+	links    *downloadlink.Signer
 }
 
 // NewServer builds the intake's handler.
 func NewServer(d Deps) *Server {
 	s := &Server{Deps: d, logger: d.Logger, mux: http.NewServeMux(),
 		accounts: &account.Service{Store: d.Store, Clock: d.Clock, SecLog: d.SecLog}}
+	if d.SecretKey != "" {
+		s.links = downloadlink.New(d.SecretKey, d.Clock)
+	}
+	if d.Metrics != nil {
+		d.Metrics.WatchPrivacyOverdue(jobs.PrivacyOverdue(d.Store, d.Clock))
+	}
 	s.routes()
 	return s
 }

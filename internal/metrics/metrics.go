@@ -5,6 +5,9 @@
 package metrics
 
 import (
+	"context"
+	"time"
+
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -97,4 +100,41 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueLatencyDesc, prometheus.GaugeValue, info.Latency.Seconds(), q)
 	}
 	ch <- prometheus.MustNewConstMetric(queueUpDesc, prometheus.GaugeValue, ok)
+}
+
+// WatchPrivacyOverdue adds errand_privacy_requests_overdue{type}: open
+// privacy requests past their due time, counted by count at scrape time
+// (from PostgreSQL, so whichever process serves /metrics tells the truth).
+func (m *Metrics) WatchPrivacyOverdue(count func(ctx context.Context) (map[string]int64, error)) {
+	m.Registry.MustRegister(&privacyCollector{count: count})
+}
+
+var (
+	privacyOverdueDesc = prometheus.NewDesc("errand_privacy_requests_overdue",
+		"Open privacy requests past their due time, by type (access, deletion, correction).", []string{"type"}, nil)
+	privacyUpDesc = prometheus.NewDesc("errand_privacy_requests_scrape_ok",
+		"1 when privacy requests could be counted in PostgreSQL.", nil, nil)
+)
+
+type privacyCollector struct {
+	count func(ctx context.Context) (map[string]int64, error)
+}
+
+func (c *privacyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- privacyOverdueDesc
+	ch <- privacyUpDesc
+}
+
+func (c *privacyCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.count(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(privacyUpDesc, prometheus.GaugeValue, 0)
+		return
+	}
+	for typ, n := range counts {
+		ch <- prometheus.MustNewConstMetric(privacyOverdueDesc, prometheus.GaugeValue, float64(n), typ)
+	}
+	ch <- prometheus.MustNewConstMetric(privacyUpDesc, prometheus.GaugeValue, 1)
 }

@@ -142,7 +142,7 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
 		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
-		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit, Verify: o.Verify,
+		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit, Verify: o.Verify, SecretKey: testSecret,
 		Console: con,
 	})
 	a.HTTP = httptest.NewServer(a.Server)

@@ -1,0 +1,144 @@
+package export
+
+// A Source is one file of an export: a query, what the file is called and
+// what the README inside the zip says about it. Each query runs inside the
+// export's snapshot, a transaction scoped to the tenant (row-level security
+// applies), and may use these placeholders, which Errand replaces with
+// literals it generates itself (never with text a caller sent):
+//
+//	{{tenant_id}}           the tenant's ID (uuid)
+//	{{contact_id}}          the person's contact row ID (uuid; contact exports)
+//	{{contact_sms_hash}}    pseudonym of the person's phone number (bytea, or NULL)
+//	{{contact_email_hash}}  pseudonym of the person's email address (bytea, or NULL)
+//
+// Opt-out records are kept by pseudonym (internal/pseudonym), so a contact
+// export matches them through the pseudonyms of the contact's phone and
+// email.
+//
+// A row source's columns become the file's columns (CSV header, JSON keys).
+// Times come out in UTC, ISO 8601. Never select secrets (key hashes,
+// verification code hashes): the README promises they are left out.
+//
+// A Documents source lists stored files instead: its query returns two
+// columns, the file store key and a file name, and each file is copied
+// into the zip under documents/<File>/<name>.
+type Source struct {
+	Name        string // the table, as the manifest names it
+	File        string // file name without extension
+	Description string // one line for the README inside the zip
+	// Large sources (unbounded tables) are written as JSON Lines in JSON
+	// exports; the others as one JSON array.
+	Large     bool
+	Documents bool
+	Tenant    string // query for a whole-tenant export; "" = not part of it
+	Contact   string // query for one person's export; "" = not part of it
+}
+
+// Sources lists what an export contains, in the order the files are
+// written. Features that add tables add their entries here (locations,
+// appointments, imports, credentials and their documents, verifications,
+// deletions).
+func Sources() []Source {
+	return []Source{
+		{
+			Name: "tenants", File: "account",
+			Description: "Your account: name, time zone, default phone region, status, owner email.",
+			Tenant: `SELECT id, name, timezone, default_region, status, owner_email, created_at, updated_at
+				FROM tenants WHERE id = {{tenant_id}}`,
+		},
+		{
+			Name: "api_keys", File: "api_keys",
+			Description: "Your API keys: public prefix, when created and revoked (the secrets are never stored).",
+			Tenant: `SELECT prefix, created_at, revoked_at FROM api_keys
+				WHERE tenant_id = {{tenant_id}} ORDER BY created_at`,
+		},
+		{
+			Name: "contacts", File: "contacts", Large: true,
+			Description: "Contacts (your customers): id is the ID you gave each contact; phones in E.164.",
+			Tenant: `SELECT external_id AS id, name, phone, email, timezone, address, notes, created_at, updated_at
+				FROM contacts WHERE tenant_id = {{tenant_id}}`,
+			Contact: `SELECT external_id AS id, name, phone, email, timezone, address, notes, created_at, updated_at
+				FROM contacts WHERE tenant_id = {{tenant_id}} AND id = {{contact_id}}`,
+		},
+		{
+			Name: "messages", File: "messages", Large: true,
+			Description: "Every text and email sent or scheduled, with its delivery status, " +
+				"provider message ID and error; contact_id is empty for messages to you (the account owner).",
+			Tenant: `SELECT m.id, c.external_id AS contact_id, m.kind, m.channel, m.status, m.subject, m.body,
+					m.destination, m.send_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts,
+					m.created_at, m.updated_at
+				FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
+				WHERE m.tenant_id = {{tenant_id}}`,
+			Contact: `SELECT m.id, c.external_id AS contact_id, m.kind, m.channel, m.status, m.subject, m.body,
+					m.destination, m.send_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts,
+					m.created_at, m.updated_at
+				FROM messages m JOIN contacts c ON c.id = m.contact_id
+				WHERE m.tenant_id = {{tenant_id}} AND m.contact_id = {{contact_id}}`,
+		},
+		{
+			Name: "suppressions", File: "opt_outs",
+			Description: "Addresses that receive nothing (opted out, bounced, complained), by pseudonym: " +
+				"addresses are kept only as keyed hashes so the opt-out outlives the contact.",
+			Tenant: `SELECT channel, encode(address_hash, 'hex') AS address_pseudonym, reason, source, created_at
+				FROM suppressions WHERE tenant_id = {{tenant_id}}`,
+			Contact: `SELECT channel, encode(address_hash, 'hex') AS address_pseudonym, reason, source, created_at
+				FROM suppressions WHERE tenant_id = {{tenant_id}}
+				  AND ((channel = 'sms' AND address_hash = {{contact_sms_hash}})
+				    OR (channel = 'email' AND address_hash = {{contact_email_hash}}))`,
+		},
+		{
+			Name: "suppression_events", File: "opt_out_history", Large: true,
+			Description: "Every opt-out and opt-in (STOP, START, bounces, complaints) with its keyword, " +
+				"source and time: the record kept for TCPA compliance.",
+			Tenant: `SELECT id, channel, encode(address_hash, 'hex') AS address_pseudonym, action, keyword, source,
+					reference, occurred_at
+				FROM suppression_events WHERE tenant_id = {{tenant_id}}`,
+			Contact: `SELECT id, channel, encode(address_hash, 'hex') AS address_pseudonym, action, keyword, source,
+					reference, occurred_at
+				FROM suppression_events WHERE tenant_id = {{tenant_id}}
+				  AND ((channel = 'sms' AND address_hash = {{contact_sms_hash}})
+				    OR (channel = 'email' AND address_hash = {{contact_email_hash}}))`,
+		},
+		{
+			Name: "exports", File: "exports",
+			Description: "Exports requested (this one included), with their status, size and checksum.",
+			Tenant: `SELECT e.id, e.scope, c.external_id AS contact_id, e.format, e.status, e.privacy_request_id,
+					e.rows_done AS rows, e.bytes, e.sha256, e.error, e.created_at, e.finished_at, e.file_expires_at
+				FROM exports e LEFT JOIN contacts c ON c.id = e.contact_id
+				WHERE e.tenant_id = {{tenant_id}} ORDER BY e.created_at`,
+			Contact: `SELECT e.id, e.scope, c.external_id AS contact_id, e.format, e.status, e.privacy_request_id,
+					e.rows_done AS rows, e.bytes, e.sha256, e.error, e.created_at, e.finished_at, e.file_expires_at
+				FROM exports e JOIN contacts c ON c.id = e.contact_id
+				WHERE e.tenant_id = {{tenant_id}} AND e.contact_id = {{contact_id}} ORDER BY e.created_at`,
+		},
+		{
+			Name: "privacy_requests", File: "privacy_requests",
+			Description: "Privacy requests (access, deletion, correction): received, due and closed times, " +
+				"and the export or deletion that fulfilled each.",
+			Tenant: `SELECT r.id, r.type, r.subject, c.external_id AS contact_id, r.status, r.received_at, r.due_at,
+					r.export_id, r.deletion_id, r.overdue_at, r.closed_at, r.created_at
+				FROM privacy_requests r LEFT JOIN contacts c ON c.id = r.contact_id
+				WHERE r.tenant_id = {{tenant_id}} ORDER BY r.created_at`,
+			Contact: `SELECT r.id, r.type, r.subject, c.external_id AS contact_id, r.status, r.received_at, r.due_at,
+					r.export_id, r.deletion_id, r.overdue_at, r.closed_at, r.created_at
+				FROM privacy_requests r JOIN contacts c ON c.id = r.contact_id
+				WHERE r.tenant_id = {{tenant_id}} AND r.contact_id = {{contact_id}} ORDER BY r.created_at`,
+		},
+		{
+			Name: "privacy_request_events", File: "privacy_request_history",
+			Description: "The audit trail of every privacy request: each state change, who made it, when, and why.",
+			Tenant: `SELECT request_id, action, actor, from_status, to_status, note, occurred_at
+				FROM privacy_request_events WHERE tenant_id = {{tenant_id}} ORDER BY id`,
+			Contact: `SELECT e.request_id, e.action, e.actor, e.from_status, e.to_status, e.note, e.occurred_at
+				FROM privacy_request_events e JOIN privacy_requests r ON r.id = e.request_id
+				WHERE e.tenant_id = {{tenant_id}} AND r.contact_id = {{contact_id}} ORDER BY e.id`,
+		},
+		{
+			Name: "security_events", File: "security_log", Large: true,
+			Description: "Security log of your account: failed authentications, key creation and revocation, " +
+				"downloads of exports (kept one year).",
+			Tenant: `SELECT occurred_at, kind, actor, remote_addr, request_id, detail
+				FROM security_events WHERE tenant_id = {{tenant_id}}`,
+		},
+	}
+}
