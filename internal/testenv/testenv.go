@@ -33,9 +33,9 @@ import (
 	"github.com/errandhq/errand/db"
 )
 
-// Redis databases 1..15 are handed out to test packages; 0 is left for
-// `make dev`.
-const firstRedisDB, lastRedisDB = 1, 15
+// Redis databases 1..13 are handed out to test packages; 0 is left for
+// `make dev` and 14 for `errand bench`.
+const firstRedisDB, lastRedisDB = 1, 13
 
 type environment struct {
 	serverURL   string // postgres server, any database
