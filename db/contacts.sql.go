@@ -68,6 +68,42 @@ func (q *Queries) ContactGetByExternalID(ctx context.Context, arg ContactGetByEx
 	return i, err
 }
 
+const contactIDsByExternalIDs = `-- name: ContactIDsByExternalIDs :many
+SELECT id, external_id FROM contacts WHERE tenant_id = $1 AND external_id = ANY($2::text[])
+`
+
+type ContactIDsByExternalIDsParams struct {
+	TenantID    uuid.UUID
+	ExternalIds []string
+}
+
+type ContactIDsByExternalIDsRow struct {
+	ID         uuid.UUID
+	ExternalID string
+}
+
+// ContactIDsByExternalIDs resolves many external IDs at once (a bulk
+// message's recipients).
+func (q *Queries) ContactIDsByExternalIDs(ctx context.Context, arg ContactIDsByExternalIDsParams) ([]ContactIDsByExternalIDsRow, error) {
+	rows, err := q.db.Query(ctx, contactIDsByExternalIDs, arg.TenantID, arg.ExternalIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ContactIDsByExternalIDsRow{}
+	for rows.Next() {
+		var i ContactIDsByExternalIDsRow
+		if err := rows.Scan(&i.ID, &i.ExternalID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const contactUpsert = `-- name: ContactUpsert :one
 INSERT INTO contacts (tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6,

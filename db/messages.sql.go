@@ -12,10 +12,79 @@ import (
 	"github.com/google/uuid"
 )
 
+const messageApplyDeliveryStatus = `-- name: MessageApplyDeliveryStatus :one
+UPDATE messages
+SET status = $1,
+    provider_message_id = $2,
+    sent_at = coalesce(sent_at, $3::timestamptz),
+    delivered_at = CASE WHEN $1 = 'delivered' THEN coalesce(delivered_at, $3::timestamptz) ELSE delivered_at END,
+    error = $4,
+    updated_at = $3
+WHERE tenant_id = $5 AND id = $6
+  AND (provider_message_id IS NULL OR provider_message_id = $2)
+  AND (status IN ('queued', 'sending') OR (status = 'sent' AND $1 <> 'sent'))
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
+`
+
+type MessageApplyDeliveryStatusParams struct {
+	Status            string
+	ProviderMessageID *string
+	Now               time.Time
+	Error             *string
+	TenantID          uuid.UUID
+	ID                uuid.UUID
+}
+
+// MessageApplyDeliveryStatus applies a provider's delivery report. Reports
+// arrive late, twice and out of order: a message only moves forward
+// (queued/sending → sent → delivered | undelivered | failed), so a late
+// 'sent' never overwrites 'delivered'. A report may also arrive before the
+// worker recorded the provider's ID (the report names the message), and
+// then records it.
+func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApplyDeliveryStatusParams) (Message, error) {
+	row := q.db.QueryRow(ctx, messageApplyDeliveryStatus,
+		arg.Status,
+		arg.ProviderMessageID,
+		arg.Now,
+		arg.Error,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i Message
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ContactID,
+		&i.Kind,
+		&i.Channel,
+		&i.Subject,
+		&i.Body,
+		&i.Destination,
+		&i.Status,
+		&i.SendAt,
+		&i.DueAt,
+		&i.EnqueuedAt,
+		&i.ClaimedAt,
+		&i.SentAt,
+		&i.DeliveredAt,
+		&i.ProviderMessageID,
+		&i.Error,
+		&i.Attempts,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.AppointmentID,
+		&i.LocationID,
+		&i.Slot,
+		&i.BatchID,
+		&i.NoticeID,
+	)
+	return i, err
+}
+
 const messageCancel = `-- name: MessageCancel :one
 UPDATE messages SET status = 'cancelled', error = NULL, updated_at = $1
 WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued')
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
 `
 
 type MessageCancelParams struct {
@@ -48,6 +117,11 @@ func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (M
 		&i.Attempts,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AppointmentID,
+		&i.LocationID,
+		&i.Slot,
+		&i.BatchID,
+		&i.NoticeID,
 	)
 	return i, err
 }
@@ -55,23 +129,33 @@ func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (M
 const messageClaim = `-- name: MessageClaim :exec
 UPDATE messages
 SET status = 'sending', claimed_at = $1::timestamptz, attempts = attempts + 1, destination = $2,
+    subject = CASE WHEN $3::boolean THEN $4 ELSE subject END,
+    body = CASE WHEN $3::boolean THEN $5::text ELSE body END,
     error = NULL, updated_at = $1
-WHERE tenant_id = $3 AND id = $4
+WHERE tenant_id = $6 AND id = $7
 `
 
 type MessageClaimParams struct {
 	Now         time.Time
 	Destination *string
+	RecordText  bool
+	Subject     *string
+	Body        string
 	TenantID    uuid.UUID
 	ID          uuid.UUID
 }
 
 // MessageClaim records an attempt before the provider is called: a worker
 // that dies after this leaves a 'sending' row the next attempt reconciles.
+// A renderer's text, when it asks for it to be kept (Rendered.Record), is
+// recorded with the claim, for the message log.
 func (q *Queries) MessageClaim(ctx context.Context, arg MessageClaimParams) error {
 	_, err := q.db.Exec(ctx, messageClaim,
 		arg.Now,
 		arg.Destination,
+		arg.RecordText,
+		arg.Subject,
+		arg.Body,
 		arg.TenantID,
 		arg.ID,
 	)
@@ -80,24 +164,29 @@ func (q *Queries) MessageClaim(ctx context.Context, arg MessageClaimParams) erro
 
 const messageCreate = `-- name: MessageCreate :one
 INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, status, send_at, due_at,
-                      enqueued_at, created_at, updated_at)
+                      enqueued_at, appointment_id, location_id, slot, error, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-        $10, $11, $11)
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at
+        $10, $11, $12, $13,
+        $14, $15, $15)
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
 `
 
 type MessageCreateParams struct {
-	TenantID   uuid.UUID
-	ContactID  *uuid.UUID
-	Kind       string
-	Channel    string
-	Subject    *string
-	Body       string
-	Status     string
-	SendAt     time.Time
-	DueAt      time.Time
-	EnqueuedAt *time.Time
-	Now        time.Time
+	TenantID      uuid.UUID
+	ContactID     *uuid.UUID
+	Kind          string
+	Channel       string
+	Subject       *string
+	Body          string
+	Status        string
+	SendAt        time.Time
+	DueAt         time.Time
+	EnqueuedAt    *time.Time
+	AppointmentID *uuid.UUID
+	LocationID    *uuid.UUID
+	Slot          *string
+	Error         *string
+	Now           time.Time
 }
 
 func (q *Queries) MessageCreate(ctx context.Context, arg MessageCreateParams) (Message, error) {
@@ -112,6 +201,10 @@ func (q *Queries) MessageCreate(ctx context.Context, arg MessageCreateParams) (M
 		arg.SendAt,
 		arg.DueAt,
 		arg.EnqueuedAt,
+		arg.AppointmentID,
+		arg.LocationID,
+		arg.Slot,
+		arg.Error,
 		arg.Now,
 	)
 	var i Message
@@ -136,6 +229,11 @@ func (q *Queries) MessageCreate(ctx context.Context, arg MessageCreateParams) (M
 		&i.Attempts,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AppointmentID,
+		&i.LocationID,
+		&i.Slot,
+		&i.BatchID,
+		&i.NoticeID,
 	)
 	return i, err
 }
@@ -155,6 +253,34 @@ type MessageDeferParams struct {
 func (q *Queries) MessageDefer(ctx context.Context, arg MessageDeferParams) error {
 	_, err := q.db.Exec(ctx, messageDefer, arg.Now, arg.TenantID, arg.ID)
 	return err
+}
+
+const messageFindByProvider = `-- name: MessageFindByProvider :one
+SELECT tenant_id, id, channel, destination, status FROM messages WHERE provider_message_id = $1
+`
+
+type MessageFindByProviderRow struct {
+	TenantID    uuid.UUID
+	ID          uuid.UUID
+	Channel     string
+	Destination *string
+	Status      string
+}
+
+// MessageFindByProvider finds the message a provider's webhook is about.
+// The webhook names no tenant, so this runs in system scope; it is a
+// lookup by the provider's unique ID, never a scan.
+func (q *Queries) MessageFindByProvider(ctx context.Context, providerMessageID *string) (MessageFindByProviderRow, error) {
+	row := q.db.QueryRow(ctx, messageFindByProvider, providerMessageID)
+	var i MessageFindByProviderRow
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Channel,
+		&i.Destination,
+		&i.Status,
+	)
+	return i, err
 }
 
 const messageFinish = `-- name: MessageFinish :exec
@@ -200,7 +326,7 @@ func (q *Queries) MessageForgetEnqueued(ctx context.Context) (int64, error) {
 }
 
 const messageGet = `-- name: MessageGet :one
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at FROM messages WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id FROM messages WHERE tenant_id = $1 AND id = $2
 `
 
 type MessageGetParams struct {
@@ -232,8 +358,39 @@ func (q *Queries) MessageGet(ctx context.Context, arg MessageGetParams) (Message
 		&i.Attempts,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AppointmentID,
+		&i.LocationID,
+		&i.Slot,
+		&i.BatchID,
+		&i.NoticeID,
 	)
 	return i, err
+}
+
+const messageHold = `-- name: MessageHold :exec
+UPDATE messages SET status = 'scheduled', due_at = $1, enqueued_at = NULL, updated_at = $2
+WHERE tenant_id = $3 AND id = $4 AND status IN ('scheduled', 'queued', 'sending')
+`
+
+type MessageHoldParams struct {
+	DueAt    time.Time
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// MessageHold hands a message back to the dispatcher until @due_at: it
+// fell in its recipient's quiet hours, or a provider rate limit asked for
+// a long wait. A message whose claim went stale keeps its claimed_at, so
+// the next attempt still checks the provider before sending.
+func (q *Queries) MessageHold(ctx context.Context, arg MessageHoldParams) error {
+	_, err := q.db.Exec(ctx, messageHold,
+		arg.DueAt,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
+	return err
 }
 
 const messageListStalled = `-- name: MessageListStalled :many
@@ -295,7 +452,7 @@ func (q *Queries) MessageListStalled(ctx context.Context, arg MessageListStalled
 
 const messageListUndispatched = `-- name: MessageListUndispatched :many
 SELECT tenant_id, id, due_at, kind FROM messages
-WHERE status IN ('scheduled', 'queued') AND enqueued_at IS NULL AND due_at <= $1
+WHERE status IN ('scheduled', 'queued') AND enqueued_at IS NULL AND due_at <= $1 AND kind <> 'bulk'
 ORDER BY due_at
 LIMIT $2
 `
@@ -313,7 +470,8 @@ type MessageListUndispatchedRow struct {
 }
 
 // MessageListUndispatched is the due-scan: rows due before @until with no
-// task in Redis, oldest first.
+// task in Redis, oldest first. Bulk messages are admitted by
+// the per-tenant windows instead (jobs/bulk_admit.go).
 func (q *Queries) MessageListUndispatched(ctx context.Context, arg MessageListUndispatchedParams) ([]MessageListUndispatchedRow, error) {
 	rows, err := q.db.Query(ctx, messageListUndispatched, arg.Until, arg.MaxRows)
 	if err != nil {
@@ -340,11 +498,13 @@ func (q *Queries) MessageListUndispatched(ctx context.Context, arg MessageListUn
 }
 
 const messageLock = `-- name: MessageLock :one
-SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
-       t.owner_email AS tenant_owner_email
+SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, m.appointment_id, m.location_id, m.slot, m.batch_id, m.notice_id, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
+       t.owner_email AS tenant_owner_email, c.timezone AS contact_timezone, t.timezone AS tenant_timezone,
+       l.timezone AS location_timezone, l.settings AS location_settings
 FROM messages m
 JOIN tenants t ON t.id = m.tenant_id
 LEFT JOIN contacts c ON c.id = m.contact_id
+LEFT JOIN locations l ON l.id = m.location_id
 WHERE m.tenant_id = $1 AND m.id = $2
 FOR UPDATE OF m
 `
@@ -360,11 +520,16 @@ type MessageLockRow struct {
 	ContactEmail     *string
 	TenantName       string
 	TenantOwnerEmail *string
+	ContactTimezone  *string
+	TenantTimezone   string
+	LocationTimezone *string
+	LocationSettings []byte
 }
 
 // MessageLock loads a message and where it goes (its contact, or for a
-// message without one, the tenant's owner), holding the row until the
-// transaction ends so two workers never claim it together.
+// message without one, the tenant's owner) and the zones and settings its
+// quiet hours are computed from, holding the row until the transaction
+// ends so two workers never claim it together.
 func (q *Queries) MessageLock(ctx context.Context, arg MessageLockParams) (MessageLockRow, error) {
 	row := q.db.QueryRow(ctx, messageLock, arg.TenantID, arg.ID)
 	var i MessageLockRow
@@ -389,10 +554,19 @@ func (q *Queries) MessageLock(ctx context.Context, arg MessageLockParams) (Messa
 		&i.Message.Attempts,
 		&i.Message.CreatedAt,
 		&i.Message.UpdatedAt,
+		&i.Message.AppointmentID,
+		&i.Message.LocationID,
+		&i.Message.Slot,
+		&i.Message.BatchID,
+		&i.Message.NoticeID,
 		&i.ContactPhone,
 		&i.ContactEmail,
 		&i.TenantName,
 		&i.TenantOwnerEmail,
+		&i.ContactTimezone,
+		&i.TenantTimezone,
+		&i.LocationTimezone,
+		&i.LocationSettings,
 	)
 	return i, err
 }

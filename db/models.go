@@ -21,6 +21,20 @@ type ApiKey struct {
 	RevokedAt *time.Time
 }
 
+type Appointment struct {
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	ExternalID string
+	ContactID  uuid.UUID
+	LocationID uuid.UUID
+	StartsAt   time.Time
+	Address    *string
+	Technician *string
+	Status     string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
 type ConsoleSession struct {
 	TokenHash  []byte
 	CsrfToken  string
@@ -129,6 +143,27 @@ type IdempotencyKey struct {
 	ExpiresAt      time.Time
 }
 
+type Location struct {
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	ExternalID string
+	Name       string
+	Timezone   string
+	Settings   json.RawMessage
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+type LocationTemplate struct {
+	TenantID   uuid.UUID
+	LocationID uuid.UUID
+	Event      string
+	Channel    string
+	Subject    *string
+	Body       string
+	UpdatedAt  time.Time
+}
+
 type Message struct {
 	ID                uuid.UUID
 	TenantID          uuid.UUID
@@ -150,6 +185,29 @@ type Message struct {
 	Attempts          int32
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	AppointmentID     *uuid.UUID
+	LocationID        *uuid.UUID
+	Slot              *string
+	BatchID           *uuid.UUID
+	NoticeID          *uuid.UUID
+}
+
+type MessageBatch struct {
+	ID        uuid.UUID
+	TenantID  uuid.UUID
+	Channel   string
+	SendAt    time.Time
+	Total     int32
+	CreatedAt time.Time
+}
+
+type Notice struct {
+	ID          uuid.UUID
+	Subject     string
+	Body        string
+	EffectiveAt time.Time
+	Recipients  int32
+	CreatedAt   time.Time
 }
 
 type PrivacyRequest struct {
@@ -257,4 +315,10 @@ type Verification struct {
 	ApprovedAt      *time.Time
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+}
+
+type WebhookReceipt struct {
+	Source     string
+	EventID    string
+	ReceivedAt time.Time
 }

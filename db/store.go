@@ -97,21 +97,40 @@ func (s *Store) InTenantTx(ctx context.Context, tenantID uuid.UUID, opts pgx.TxO
 	return nil
 }
 
+// InTenantUnsynced is InTenant for a write that a crash may lose without
+// harm, because the next attempt repairs it: its commit does not wait for
+// the write-ahead log to reach disk (synchronous_commit = off for this
+// transaction only). A message recorded as sent is one: if the record is
+// lost, the row still says 'sending', and the next attempt finds the
+// message at the provider instead of sending it again. Never use it for
+// what a caller was promised (an accepted request) or for a claim that
+// must precede a provider call.
+func (s *Store) InTenantUnsynced(ctx context.Context, tenantID uuid.UUID, fn func(q *Queries) error) error {
+	return s.begin(ctx, "BEGIN; SELECT set_config('errand.tenant_id', '"+tenantID.String()+"', true); "+
+		"SET LOCAL synchronous_commit = off", fn)
+}
+
 // AsSystem runs fn in a transaction that sees every tenant's rows. Only the
 // dispatcher, retention sweeps and similar cross-tenant jobs use it.
 func (s *Store) AsSystem(ctx context.Context, fn func(q *Queries) error) error {
 	return s.inTx(ctx, "errand.scope", "system", fn)
 }
 
+// inTx runs fn in a transaction scoped by setting = value. The scope is
+// set by the statement that begins the transaction (one round trip, not
+// two); setting and value come from this file only (a constant name, and
+// a UUID or a constant), never from a request, so they are safe to inline.
 func (s *Store) inTx(ctx context.Context, setting, value string, fn func(q *Queries) error) error {
-	tx, err := s.Pool.Begin(ctx)
+	return s.begin(ctx, "BEGIN; SELECT set_config('"+setting+"', '"+value+"', true)", fn)
+}
+
+// begin runs fn in a transaction opened by beginSQL.
+func (s *Store) begin(ctx context.Context, beginSQL string, fn func(q *Queries) error) error {
+	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginSQL})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
-	if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", setting, value); err != nil {
-		return fmt.Errorf("scope transaction: %w", err)
-	}
 	if err := fn(New(tx)); err != nil {
 		return err
 	}

@@ -123,3 +123,31 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 type testWriter []byte
 
 func (w *testWriter) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
+
+// An unsynced tenant transaction is scoped like any other (row-level
+// security lets it write its tenant's rows and no other's), and relaxes
+// only its own commit: the pooled connection comes back as it was.
+func TestInTenantUnsyncedIsScopedAndLocal(t *testing.T) {
+	ctx := context.Background()
+	full := testenv.Store(t)
+	s, err := db.Open(ctx, testenv.DatabaseURL(t), db.AppRole, 1)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	a, b := newTenant(t, full, "A"), newTenant(t, full, "B")
+	require.NoError(t, s.InTenantUnsynced(ctx, a.ID, func(q *db.Queries) error {
+		_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: a.ID, ExternalID: "a-1", Name: "a", Now: time.Now()})
+		return err
+	}))
+	err = s.InTenantUnsynced(ctx, a.ID, func(q *db.Queries) error {
+		_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: b.ID, ExternalID: "b-1", Name: "b", Now: time.Now()})
+		return err
+	})
+	require.Error(t, err, "another tenant's row is refused")
+	var sync string
+	require.NoError(t, s.Pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sync))
+	require.Equal(t, "on", sync, "the setting was local to the transaction")
+	require.NoError(t, s.InTenant(ctx, a.ID, func(q *db.Queries) error {
+		_, err := q.ContactGetByExternalID(ctx, db.ContactGetByExternalIDParams{TenantID: a.ID, ExternalID: "a-1"})
+		return err
+	}))
+}

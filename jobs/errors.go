@@ -70,3 +70,20 @@ func (p RetryPolicy) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	}
 	return p.Delay(n + 1)
 }
+
+// notSentError ends a message without sending it: a renderer found that
+// its event or channel is switched off, or that what it is about is gone.
+type notSentError struct {
+	status string // suppressed or cancelled
+	reason string
+}
+
+func (e *notSentError) Error() string { return e.status + ": " + e.reason }
+
+// Suppressed ends a message as suppressed (opted out, switched off, no
+// address) with a reason a person can read.
+func Suppressed(reason string) error { return &notSentError{status: "suppressed", reason: reason} }
+
+// Cancelled ends a message as cancelled (what it was about no longer
+// calls for it) with a reason a person can read.
+func Cancelled(reason string) error { return &notSentError{status: "cancelled", reason: reason} }

@@ -88,6 +88,8 @@ type Deps struct {
 	StatusCallbackURL string
 	// ExportTTL is how long export files are kept (ERRAND_EXPORT_TTL; 0 = 7 days).
 	ExportTTL time.Duration
+	// Limits are the providers' rate limits, shared through Redis (nil = none).
+	Limits *SendLimits
 }
 
 // kind is one task type's handler and what to do when asynq gives up on it.
@@ -106,6 +108,7 @@ func kinds(d Deps) map[string]kind {
 	return map[string]kind{
 		TypeMessageSend:  {handler: send, giveUp: send.GiveUp},
 		TypeDispatchScan: {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},
+		TypeWebhookPrune: {handler: &WebhookPrune{Store: d.Store, Clock: d.Clock}},
 		// Verification checks.
 		TypeCredentialVerify:      {handler: credentialVerify, giveUp: credentialVerify.GiveUp},
 		TypeCredentialExpiryWatch: {handler: NewCredentialExpiryWatch(d)},
@@ -118,7 +121,7 @@ func kinds(d Deps) map[string]kind {
 
 // Dispatchables lists the tables whose rows the dispatcher keeps in Redis.
 func Dispatchables() []Dispatchable {
-	return []Dispatchable{Messages{}, Credentials{}, Exports{}}
+	return []Dispatchable{Messages{}, BulkMessages{}, Credentials{}, Exports{}}
 }
 
 // Register wires every kind into mux, wrapped with logging and metrics.
@@ -143,6 +146,8 @@ func observe(d Deps) asynq.MiddlewareFunc {
 			case err == nil:
 			case errors.Is(err, asynq.RevokeTask):
 				outcome = "revoked"
+			case errors.Is(err, ErrRateLimited):
+				outcome = "rate_limited"
 			case errors.Is(err, asynq.SkipRetry):
 				outcome = "failed"
 			default:
@@ -152,7 +157,7 @@ func observe(d Deps) asynq.MiddlewareFunc {
 				d.Metrics.JobOutcomes.WithLabelValues(t.Type(), outcome).Inc()
 				d.Metrics.JobDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
 			}
-			if err != nil {
+			if err != nil && outcome != "rate_limited" {
 				d.Logger.WarnContext(ctx, "job did not succeed", "outcome", outcome, "err", err)
 			}
 			return err
@@ -218,6 +223,7 @@ func NewWorker(redis asynq.RedisConnOpt, cfg WorkerConfig, d Deps) *Worker {
 	base := asynq.Config{
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		RetryDelayFunc:           d.Retry.RetryDelay,
+		IsFailure:                isFailure,
 		ErrorHandler:             errorHandler(d, ks),
 		Logger:                   asynqLogger{d.Logger},
 		LogLevel:                 asynq.WarnLevel,
@@ -286,6 +292,7 @@ func (a asynqLogger) Fatal(args ...any) {
 func Periodic(dispatchEvery time.Duration) []periodic.Entry {
 	return []periodic.Entry{
 		{Name: "dispatch", Every: dispatchEvery, Type: TypeDispatchScan, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
+		{Name: "webhook-prune", Every: time.Hour, Type: TypeWebhookPrune, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
 		{Name: "credential-expiry", Every: time.Hour, Type: TypeCredentialExpiryWatch, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "export-expire", Every: 10 * time.Minute, Type: TypeExportExpire, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "privacy-deadlines", Every: 15 * time.Minute, Type: TypePrivacyDeadlines, Queue: QueueMaintenance, Timeout: 10 * time.Minute},

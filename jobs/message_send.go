@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/clock"
 	"github.com/errandhq/errand/internal/logging"
+	"github.com/errandhq/errand/internal/notify"
 	"github.com/errandhq/errand/internal/provider"
 	"github.com/errandhq/errand/internal/pseudonym"
 )
@@ -42,12 +44,14 @@ const (
 	maxMessageAttempts = messageMaxRetry + 3
 )
 
-// MessageQueue picks the queue for a message by its kind.
+// MessageQueue picks the queue for a message by its kind. Bulk texts and
+// account notices go to the bulk queue, so a large batch never stands
+// between a customer and their appointment reminder.
 func MessageQueue(kind string) string {
 	switch kind {
 	case "verification":
 		return QueueCritical
-	case "bulk":
+	case "bulk", "notice":
 		return QueueBulk
 	default:
 		return QueueNotifications
@@ -87,12 +91,22 @@ type MessageSend struct {
 	Pseudonyms        *pseudonym.Hasher
 	Renderers         map[string]Renderer
 	StatusCallbackURL string
+	// Limits are the providers' rate limits (nil: none).
+	Limits *SendLimits
+	// Dispatcher admits the next bulk messages when one finishes.
+	Dispatcher *Dispatcher
 }
 
-// NewMessageSend builds the handler from the shared dependencies.
+// NewMessageSend builds the handler from the shared dependencies. The
+// appointment kinds' renderers are built in; d.Renderers adds to them.
 func NewMessageSend(d Deps) *MessageSend {
+	renderers := appointmentRenderers(d.Clock)
+	for kind, r := range d.Renderers {
+		renderers[kind] = r
+	}
 	return &MessageSend{Store: d.Store, Clock: d.Clock, Logger: d.Logger, SMS: d.SMS, Email: d.Email,
-		Retry: d.Retry, Pseudonyms: d.Pseudonyms, Renderers: d.Renderers, StatusCallbackURL: d.StatusCallbackURL}
+		Retry: d.Retry, Pseudonyms: d.Pseudonyms, Renderers: renderers, StatusCallbackURL: d.StatusCallbackURL,
+		Limits: d.Limits, Dispatcher: d.Dispatcher}
 }
 
 // A Renderer writes the text of a message at send time, inside the claim
@@ -101,7 +115,8 @@ func NewMessageSend(d Deps) *MessageSend {
 // time in the recipient's zone). It must be deterministic for a given
 // message, because a retry compares its output with what the provider
 // may already have accepted. An error it wraps with Permanent fails the
-// message with that reason; others are retried.
+// message with that reason; Suppressed and Cancelled end it with that
+// status and reason; others are retried.
 type Renderer interface {
 	Render(ctx context.Context, q *db.Queries, m db.Message) (Rendered, error)
 }
@@ -114,6 +129,9 @@ type Rendered struct {
 	// owner (a verification code goes to the address given with the
 	// request). It is still checked against the suppression list.
 	To string
+	// Record keeps the text on the message (with its claim) for the
+	// message log. Never set it for text that must not be stored (codes).
+	Record bool
 }
 
 // sendPlan is what the claim transaction decided.
@@ -127,13 +145,16 @@ type sendPlan struct {
 }
 
 // ProcessTask implements asynq.Handler.
-func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) error {
+func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	var p MessageSendPayload
 	if err := decode(t, &p); err != nil {
 		return err
 	}
 	ctx = logging.With(ctx, slog.String("tenant_id", p.TenantID.String()), slog.String("message_id", p.MessageID.String()))
 	plan, err := h.claim(ctx, p)
+	if plan.msg.Kind == "bulk" {
+		defer func() { h.admitNext(ctx, p.TenantID, err) }()
+	}
 	if err != nil || plan.done {
 		return err
 	}
@@ -197,12 +218,23 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		if m.Attempts >= maxMessageAttempts {
 			return finish("failed", fmt.Sprintf("gave up after %d attempts", m.Attempts))
 		}
+		if until, quiet := h.quietUntil(row, now); quiet {
+			// Held until the recipient's quiet hours end: the dispatcher
+			// enqueues it again then. Verification codes never wait.
+			plan.done = true
+			h.Logger.InfoContext(ctx, "message held for the recipient's quiet hours", "until", until)
+			return q.MessageHold(ctx, db.MessageHoldParams{TenantID: m.TenantID, ID: m.ID, DueAt: until, Now: now})
+		}
 		plan.text = Rendered{Body: m.Body}
 		if m.Subject != nil {
 			plan.text.Subject = *m.Subject
 		}
 		if r, ok := h.Renderers[m.Kind]; ok {
 			plan.text, err = r.Render(ctx, q, m)
+			var ns *notSentError
+			if errors.As(err, &ns) {
+				return finish(ns.status, ns.reason)
+			}
 			if errors.Is(err, asynq.SkipRetry) {
 				return finish("failed", strings.TrimSuffix(err.Error(), " ("+asynq.SkipRetry.Error()+")"))
 			}
@@ -240,22 +272,109 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		if !db.IsNotFound(err) {
 			return fmt.Errorf("check suppression: %w", err)
 		}
-		return q.MessageClaim(ctx, db.MessageClaimParams{TenantID: m.TenantID, ID: m.ID, Destination: &plan.to, Now: now})
+		if err := h.Limits.Allow(ctx, m.Channel, m.Kind); err != nil {
+			return err // rate limited: nothing claimed, asynq tries again shortly
+		}
+		claim := db.MessageClaimParams{TenantID: m.TenantID, ID: m.ID, Destination: &plan.to, Now: now}
+		if plan.text.Record {
+			claim.RecordText, claim.Body = true, plan.text.Body
+			if plan.text.Subject != "" {
+				claim.Subject = &plan.text.Subject
+			}
+		}
+		return q.MessageClaim(ctx, claim)
 	})
 	return plan, err
 }
 
+// quietUntil says whether a message falls in its recipient's quiet hours
+// and when they end. The recipient's zone is the contact's, else the
+// location's, else the tenant's; quiet hours are the location's, else the
+// default 21:00–08:00. Quiet hours protect a business's customers, so
+// only messages to a contact wait: verification codes (someone is looking
+// at a login screen) and notices to the tenant's owner (credential expiry,
+// privacy-request deadlines, policy changes) go at once.
+func (h *MessageSend) quietUntil(row db.MessageLockRow, now time.Time) (time.Time, bool) {
+	m := row.Message
+	if m.Kind == MessageKindVerification || m.ContactID == nil {
+		return time.Time{}, false
+	}
+	quiet := notify.DefaultQuietHours
+	if row.LocationSettings != nil {
+		quiet = notify.ParseSettings(row.LocationSettings).QuietHours
+	}
+	zone := notify.Zone(deref(row.ContactTimezone), deref(row.LocationTimezone), row.TenantTimezone)
+	at := now
+	if m.DueAt.After(now) {
+		at = m.DueAt // a task that started a moment early is judged at its due time
+	}
+	return quiet.Until(at, zone)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// admitNext lets the next of a tenant's bulk messages into Redis once this
+// one has left it (finished, held, or given up), keeping the tenant's
+// window full. The due-scan does the same periodically, should this fail.
+func (h *MessageSend) admitNext(ctx context.Context, tenantID uuid.UUID, result error) {
+	if h.Dispatcher == nil || (result != nil && !errors.Is(result, asynq.SkipRetry)) {
+		return // still in Redis: it will run again
+	}
+	if _, err := h.Dispatcher.AdmitBulk(context.WithoutCancel(ctx), tenantID); err != nil {
+		h.Logger.WarnContext(ctx, "could not admit more bulk messages; the due-scan will", "err", err)
+	}
+}
+
+// statusCallback is where Twilio reports this message's delivery: the
+// configured URL naming the tenant and message, so the report finds its
+// row even before the worker recorded Twilio's ID. Twilio signs the URL
+// with its query, so the names cannot be forged.
+func (h *MessageSend) statusCallback(m db.Message) string {
+	if h.StatusCallbackURL == "" {
+		return ""
+	}
+	v := url.Values{"tenant_id": {m.TenantID.String()}, "message_id": {m.ID.String()}}
+	sep := "?"
+	if strings.Contains(h.StatusCallbackURL, "?") {
+		sep = "&"
+	}
+	return h.StatusCallbackURL + sep + v.Encode()
+}
+
 // findSent asks Twilio for this message among what it accepted from us to
 // that number since the message was created. A match already recorded for
-// another message (the same words sent twice) does not count.
+// another message (the same words sent twice) does not count. A message
+// written at send time may read differently now than when the earlier
+// attempt sent it (its appointment moved); the text that attempt recorded
+// on the row is looked for too.
 func (h *MessageSend) findSent(ctx context.Context, plan sendPlan) (provider.Receipt, bool, error) {
 	m := plan.msg
-	receipt, found, err := h.SMS.FindSMS(ctx, plan.to, plan.text.Body, m.CreatedAt.Add(-time.Minute))
-	if err != nil || !found {
-		return receipt, false, err
+	bodies := []string{plan.text.Body}
+	if m.Body != "" && m.Body != plan.text.Body {
+		bodies = append(bodies, m.Body)
+	}
+	var receipt provider.Receipt
+	var found bool
+	for _, body := range bodies {
+		var err error
+		receipt, found, err = h.SMS.FindSMS(ctx, plan.to, body, m.CreatedAt.Add(-time.Minute))
+		if err != nil {
+			return receipt, false, err
+		}
+		if found {
+			break
+		}
+	}
+	if !found {
+		return receipt, false, nil
 	}
 	var taken bool
-	err = h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) (err error) {
+	err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) (err error) {
 		taken, err = q.MessageProviderIDTaken(ctx, db.MessageProviderIDTakenParams{ProviderMessageID: &receipt.ProviderID, ID: m.ID})
 		return err
 	})
@@ -269,7 +388,7 @@ func (h *MessageSend) send(ctx context.Context, plan sendPlan) (provider.Receipt
 	m := plan.msg
 	switch m.Channel {
 	case "sms":
-		return h.SMS.SendSMS(ctx, provider.SMS{To: plan.to, Body: plan.text.Body, StatusCallback: h.StatusCallbackURL})
+		return h.SMS.SendSMS(ctx, provider.SMS{To: plan.to, Body: plan.text.Body, StatusCallback: h.statusCallback(m)})
 	case "email":
 		subject := plan.text.Subject
 		if subject == "" {
@@ -286,7 +405,9 @@ func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provid
 	m := plan.msg
 	now := h.Clock.Now()
 	if sendErr == nil {
-		err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) error {
+		// Unsynced: if a crash loses this record, the row still says
+		// 'sending' and the next attempt finds the message at the provider.
+		err := h.Store.InTenantUnsynced(ctx, m.TenantID, func(q *db.Queries) error {
 			return q.MessageMarkSent(ctx, db.MessageMarkSentParams{TenantID: m.TenantID, ID: m.ID,
 				ProviderMessageID: &receipt.ProviderID, Now: now})
 		})
@@ -452,20 +573,35 @@ type NewMessage struct {
 	Subject   *string
 	Body      string
 	SendAt    time.Time
+	// AppointmentID and LocationID say what the message is about (its
+	// renderer and quiet hours read them); Slot is its place in the
+	// appointment's plan (see AppointmentCancelPending).
+	AppointmentID *uuid.UUID
+	LocationID    *uuid.UUID
+	Slot          *string
+	// Suppressed, when set, records a message that will not be sent and
+	// why (its event or channel is switched off): ops see why nothing
+	// went out.
+	Suppressed string
 }
 
 // InsertMessage writes a message row inside the caller's transaction. When
 // it is due within the horizon the row is marked enqueued; the caller then
-// hands it to EnqueueMessages after the transaction commits.
+// hands it to EnqueueMessages after the transaction commits. Bulk messages
+// are never marked here: they reach Redis through AdmitBulk.
 func (d *Dispatcher) InsertMessage(ctx context.Context, q *db.Queries, m NewMessage) (db.Message, error) {
 	now := d.Clock.Now()
 	status := "queued"
 	if m.SendAt.After(now) {
 		status = "scheduled"
 	}
-	var enqueuedAt *time.Time
-	if d.Within(m.SendAt) {
-		enqueuedAt = &now
+	var reason *string
+	var enqueued *time.Time
+	switch {
+	case m.Suppressed != "":
+		status, reason = "suppressed", &m.Suppressed
+	case m.Kind != "bulk" && d.Within(m.SendAt):
+		enqueued = &now
 	}
 	var contact *uuid.UUID
 	if m.ContactID != uuid.Nil {
@@ -473,7 +609,8 @@ func (d *Dispatcher) InsertMessage(ctx context.Context, q *db.Queries, m NewMess
 	}
 	return q.MessageCreate(ctx, db.MessageCreateParams{
 		TenantID: m.TenantID, ContactID: contact, Kind: m.Kind, Channel: m.Channel, Subject: m.Subject,
-		Body: m.Body, Status: status, SendAt: m.SendAt, DueAt: m.SendAt, EnqueuedAt: enqueuedAt, Now: now})
+		Body: m.Body, Status: status, SendAt: m.SendAt, DueAt: m.SendAt, EnqueuedAt: enqueued,
+		AppointmentID: m.AppointmentID, LocationID: m.LocationID, Slot: m.Slot, Error: reason, Now: now})
 }
 
 // EnqueueMessages puts freshly committed messages that InsertMessage marked

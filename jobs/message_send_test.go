@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,12 @@ import (
 	"github.com/errandhq/errand/jobs"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(crashWorkerEnv) != "" {
+		os.Exit(runCrashWorker()) // this process is a worker the crash test will kill (crash_test.go)
+	}
+	testenv.Main(m)
+}
 
 const (
 	testPhone = "+13125550142"

@@ -14,3 +14,8 @@ SELECT * FROM contacts WHERE tenant_id = @tenant_id AND external_id = @external_
 
 -- name: ContactGet :one
 SELECT * FROM contacts WHERE tenant_id = @tenant_id AND id = @id;
+
+-- ContactIDsByExternalIDs resolves many external IDs at once (a bulk
+-- message's recipients).
+-- name: ContactIDsByExternalIDs :many
+SELECT id, external_id FROM contacts WHERE tenant_id = @tenant_id AND external_id = ANY(@external_ids::text[]);

@@ -1,22 +1,26 @@
 -- name: MessageCreate :one
 INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, status, send_at, due_at,
-                      enqueued_at, created_at, updated_at)
+                      enqueued_at, appointment_id, location_id, slot, error, created_at, updated_at)
 VALUES (@tenant_id, @contact_id, @kind, @channel, sqlc.narg('subject'), @body, @status, @send_at, @due_at,
-        sqlc.narg('enqueued_at'), @now, @now)
+        sqlc.narg('enqueued_at'), sqlc.narg('appointment_id'), sqlc.narg('location_id'), sqlc.narg('slot'),
+        sqlc.narg('error'), @now, @now)
 RETURNING *;
 
 -- name: MessageGet :one
 SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;
 
 -- MessageLock loads a message and where it goes (its contact, or for a
--- message without one, the tenant's owner), holding the row until the
--- transaction ends so two workers never claim it together.
+-- message without one, the tenant's owner) and the zones and settings its
+-- quiet hours are computed from, holding the row until the transaction
+-- ends so two workers never claim it together.
 -- name: MessageLock :one
 SELECT sqlc.embed(m), c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
-       t.owner_email AS tenant_owner_email
+       t.owner_email AS tenant_owner_email, c.timezone AS contact_timezone, t.timezone AS tenant_timezone,
+       l.timezone AS location_timezone, l.settings AS location_settings
 FROM messages m
 JOIN tenants t ON t.id = m.tenant_id
 LEFT JOIN contacts c ON c.id = m.contact_id
+LEFT JOIN locations l ON l.id = m.location_id
 WHERE m.tenant_id = @tenant_id AND m.id = @id
 FOR UPDATE OF m;
 
@@ -27,9 +31,13 @@ RETURNING *;
 
 -- MessageClaim records an attempt before the provider is called: a worker
 -- that dies after this leaves a 'sending' row the next attempt reconciles.
+-- A renderer's text, when it asks for it to be kept (Rendered.Record), is
+-- recorded with the claim, for the message log.
 -- name: MessageClaim :exec
 UPDATE messages
 SET status = 'sending', claimed_at = @now::timestamptz, attempts = attempts + 1, destination = @destination,
+    subject = CASE WHEN @record_text::boolean THEN sqlc.narg('subject') ELSE subject END,
+    body = CASE WHEN @record_text::boolean THEN @body::text ELSE body END,
     error = NULL, updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id;
 
@@ -67,10 +75,11 @@ UPDATE messages SET enqueued_at = NULL
 WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued');
 
 -- MessageListUndispatched is the due-scan: rows due before @until with no
--- task in Redis, oldest first.
+-- task in Redis, oldest first. Bulk messages are admitted by
+-- the per-tenant windows instead (jobs/bulk_admit.go).
 -- name: MessageListUndispatched :many
 SELECT tenant_id, id, due_at, kind FROM messages
-WHERE status IN ('scheduled', 'queued') AND enqueued_at IS NULL AND due_at <= @until
+WHERE status IN ('scheduled', 'queued') AND enqueued_at IS NULL AND due_at <= @until AND kind <> 'bulk'
 ORDER BY due_at
 LIMIT @max_rows;
 
@@ -94,3 +103,36 @@ WHERE status IN ('scheduled', 'queued') AND enqueued_at IS NOT NULL;
 
 -- name: MessageProviderIDTaken :one
 SELECT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = @provider_message_id AND id <> @id);
+
+-- MessageHold hands a message back to the dispatcher until @due_at: it
+-- fell in its recipient's quiet hours, or a provider rate limit asked for
+-- a long wait. A message whose claim went stale keeps its claimed_at, so
+-- the next attempt still checks the provider before sending.
+-- name: MessageHold :exec
+UPDATE messages SET status = 'scheduled', due_at = @due_at, enqueued_at = NULL, updated_at = @now
+WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued', 'sending');
+
+-- MessageApplyDeliveryStatus applies a provider's delivery report. Reports
+-- arrive late, twice and out of order: a message only moves forward
+-- (queued/sending → sent → delivered | undelivered | failed), so a late
+-- 'sent' never overwrites 'delivered'. A report may also arrive before the
+-- worker recorded the provider's ID (the report names the message), and
+-- then records it.
+-- name: MessageApplyDeliveryStatus :one
+UPDATE messages
+SET status = @status,
+    provider_message_id = @provider_message_id,
+    sent_at = coalesce(sent_at, @now::timestamptz),
+    delivered_at = CASE WHEN @status = 'delivered' THEN coalesce(delivered_at, @now::timestamptz) ELSE delivered_at END,
+    error = sqlc.narg('error'),
+    updated_at = @now
+WHERE tenant_id = @tenant_id AND id = @id
+  AND (provider_message_id IS NULL OR provider_message_id = @provider_message_id)
+  AND (status IN ('queued', 'sending') OR (status = 'sent' AND @status <> 'sent'))
+RETURNING *;
+
+-- MessageFindByProvider finds the message a provider's webhook is about.
+-- The webhook names no tenant, so this runs in system scope; it is a
+-- lookup by the provider's unique ID, never a scan.
+-- name: MessageFindByProvider :one
+SELECT tenant_id, id, channel, destination, status FROM messages WHERE provider_message_id = @provider_message_id;

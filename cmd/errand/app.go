@@ -89,6 +89,9 @@ func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, err
 	if cfg.Twilio.Configured() {
 		a.deps.StatusCallbackURL = cfg.PublicURL + "/webhooks/twilio/status"
 	}
+	a.deps.Limits = &jobs.SendLimits{Limiter: ratelimit.New(rc), SMS: ratelimit.PerSecond(cfg.SMSRate, cfg.SMSRate),
+		SMSNumber: ratelimit.PerSecond(cfg.SMSNumberRate, cfg.SMSNumberRate), SMSFrom: cfg.Twilio.From,
+		Email: ratelimit.PerSecond(cfg.EmailRate, cfg.EmailRate)}
 	return a, nil
 }
 
@@ -139,14 +142,16 @@ func (a *app) intake() *intake.Server {
 			PerDestination:     ratelimit.Per(a.cfg.VerifyPerAddress, time.Hour, a.cfg.VerifyPerAddress),
 			PerTenant:          ratelimit.Per(a.cfg.VerifyPerTenant, time.Hour, a.cfg.VerifyPerTenant),
 			CredentialMaxBytes: a.cfg.CredentialMaxBytes},
-		Console: a.console,
+		Console:    a.console,
+		Pseudonyms: a.deps.Pseudonyms, TwilioAuthToken: a.cfg.Twilio.AuthToken,
+		ResendWebhookSecret: a.cfg.Resend.WebhookSecret,
 	})
 }
 
 func (a *app) worker() *jobs.Worker {
 	return jobs.NewWorker(a.redisOpt, jobs.WorkerConfig{
 		Concurrency: a.cfg.WorkerConcurrency, ShutdownTimeout: a.cfg.ShutdownTimeout,
-		TaskCheckInterval: 100 * time.Millisecond,
+		TaskCheckInterval: a.cfg.TaskCheckInterval,
 	}, a.deps)
 }
 

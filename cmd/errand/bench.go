@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -22,8 +24,20 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	scale := fs.Float64("scale", 1, "size multiplier (1 = the documented size)")
 	rounds := fs.Int("rounds", 3, "baseline/job alternations (at least 3)")
 	redisDB := fs.Int("redis-db", 14, "Redis database to use (it is flushed)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	all := bench.Benchmarks()
 	names := make([]string, len(all))

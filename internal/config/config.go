@@ -42,6 +42,16 @@ type Config struct {
 	VerifyPerAddress   int   // ERRAND_VERIFY_PER_ADDRESS: codes per hour to one address, whichever tenant asks
 	VerifyPerTenant    int   // ERRAND_VERIFY_PER_TENANT: codes per hour one tenant may request
 	CredentialMaxBytes int64 // ERRAND_CREDENTIAL_MAX_BYTES: largest credential document upload
+
+	// TaskCheckInterval is how often an idle worker asks Redis for work
+	// (ERRAND_TASK_CHECK_INTERVAL): the floor of enqueue→start latency.
+	TaskCheckInterval time.Duration
+	// Provider rate limits, per second, shared by every worker through
+	// Redis; 0 = none. ERRAND_SMS_RATE is the whole Twilio account,
+	// ERRAND_SMS_NUMBER_RATE each sending number, ERRAND_EMAIL_RATE Resend.
+	SMSRate       int
+	SMSNumberRate int
+	EmailRate     int
 }
 
 // Twilio holds the SMS provider's settings. Without an account SID and a
@@ -139,6 +149,11 @@ func Load(getenv func(string) string) (Config, error) {
 		CredentialMaxBytes: int64(num("ERRAND_CREDENTIAL_MAX_BYTES", 10<<20)),
 
 		ExportTTL: dur("ERRAND_EXPORT_TTL", 7*24*time.Hour),
+
+		TaskCheckInterval: dur("ERRAND_TASK_CHECK_INTERVAL", 20*time.Millisecond),
+		SMSRate:           num("ERRAND_SMS_RATE", 100),
+		SMSNumberRate:     num("ERRAND_SMS_NUMBER_RATE", 0),
+		EmailRate:         num("ERRAND_EMAIL_RATE", 2),
 	}
 	if strings.EqualFold(c.DBRole, "none") {
 		c.DBRole = ""

@@ -329,7 +329,7 @@ func TestDuplicateNumberOrDocumentNeedsReview(t *testing.T) {
 	require.Equal(t, "needs_review", got["status"])
 	require.Contains(t, reasons(got)["duplicates"], `the very same document was uploaded for pro "pro-1"`)
 
-	other := f.app.NewTenant("Other Business")
+	other := f.app.NewTenantIn("Other Business", "America/Chicago")
 	f2 := vfix{app: f.app, tenant: other}
 	require.Equal(t, "verified", f2.checked(t, "pro-9", f.licence(t))["status"], "another tenant's pros are not compared")
 }
@@ -337,7 +337,7 @@ func TestDuplicateNumberOrDocumentNeedsReview(t *testing.T) {
 func TestCredentialsAreTenantScoped(t *testing.T) {
 	f := vsetup(t)
 	require.Equal(t, 202, f.upload(t, f.tenant.Key, "pro-1", f.licence(t)).Status)
-	other := f.app.NewTenant("Other Business")
+	other := f.app.NewTenantIn("Other Business", "America/Chicago")
 	require.Equal(t, 404, f.app.Do("GET", "/v1/pros/pro-1/credentials", other.Key, nil).Status)
 	require.Equal(t, 404, f.app.Do("GET", "/v1/pros/nobody/credentials", f.tenant.Key, nil).Status)
 }

@@ -24,13 +24,14 @@ type tenantJSON struct {
 	Timezone      string    `json:"timezone"`
 	DefaultRegion string    `json:"default_region"`
 	Status        string    `json:"status"`
+	OwnerEmail    *string   `json:"owner_email"`
 	CreatedAt     time.Time `json:"created_at"`
 	APIKey        *string   `json:"api_key,omitempty"`
 }
 
 func tenantView(t db.Tenant) tenantJSON {
 	return tenantJSON{ID: t.ID.String(), Name: t.Name, Timezone: t.Timezone, DefaultRegion: t.DefaultRegion,
-		Status: t.Status, CreatedAt: t.CreatedAt}
+		Status: t.Status, OwnerEmail: t.OwnerEmail, CreatedAt: t.CreatedAt}
 }
 
 func (s *Server) handleTenantCreate(w http.ResponseWriter, r *http.Request) error {

@@ -15,11 +15,14 @@ import (
 )
 
 type messageRequest struct {
-	ContactID string  `json:"contact_id"`
-	Channel   string  `json:"channel"`
-	Subject   *string `json:"subject"`
-	Body      string  `json:"body"`
-	SendAt    *string `json:"send_at"`
+	ContactID string `json:"contact_id"`
+	// ContactIDs makes the request a batch: one message per contact, each
+	// tracked on its own (handle_message_batches.go).
+	ContactIDs []string `json:"contact_ids"`
+	Channel    string   `json:"channel"`
+	Subject    *string  `json:"subject"`
+	Body       string   `json:"body"`
+	SendAt     *string  `json:"send_at"`
 }
 
 // Message limits: an SMS is at most ten segments; an email body 100 kB.
@@ -37,6 +40,7 @@ type messageJSON struct {
 	Channel           string     `json:"channel"`
 	Status            string     `json:"status"`
 	SendAt            time.Time  `json:"send_at"`
+	DueAt             time.Time  `json:"due_at"`
 	SentAt            *time.Time `json:"sent_at"`
 	DeliveredAt       *time.Time `json:"delivered_at"`
 	ProviderMessageID *string    `json:"provider_message_id"`
@@ -47,7 +51,7 @@ type messageJSON struct {
 
 func messageView(m db.Message, contactExternalID *string) messageJSON {
 	return messageJSON{ID: m.ID.String(), ContactID: contactExternalID, Kind: m.Kind, Channel: m.Channel,
-		Status: m.Status, SendAt: m.SendAt, SentAt: m.SentAt, DeliveredAt: m.DeliveredAt,
+		Status: m.Status, SendAt: m.SendAt, DueAt: m.DueAt, SentAt: m.SentAt, DeliveredAt: m.DeliveredAt,
 		ProviderMessageID: m.ProviderMessageID, Error: m.Error, Attempts: m.Attempts, CreatedAt: m.CreatedAt}
 }
 
@@ -100,23 +104,27 @@ func (s *Server) handleMessageCreate(w http.ResponseWriter, r *http.Request) err
 			sendAt = t.UTC()
 		}
 	}
+	if req.ContactIDs != nil {
+		return s.createBatch(w, r, p, req, subject, body, sendAt, problems)
+	}
 	if req.ContactID == "" {
 		problems["contact_id"] = "required"
 	}
 	if len(problems) > 0 {
 		return fault.Fields(problems)
 	}
-	contact, err := s.contactByExternalID(r, p, req.ContactID)
-	if err != nil {
-		if f, ok := fault.As(err); ok && f.Code == fault.NotFound {
-			return &fault.Error{Code: fault.NotFound, Message: "no contact with this contact_id",
-				Details: map[string]string{"contact_id": "no such contact"}}
-		}
-		return err
+	if !validExternalID(req.ContactID) {
+		return errNoContactID
 	}
-
 	var msg db.Message
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
+		contact, err := q.ContactGetByExternalID(r.Context(), db.ContactGetByExternalIDParams{TenantID: p.TenantID, ExternalID: req.ContactID})
+		if db.IsNotFound(err) {
+			return errNoContactID
+		}
+		if err != nil {
+			return err
+		}
 		msg, err = s.Dispatcher.InsertMessage(r.Context(), q, jobs.NewMessage{
 			TenantID: p.TenantID, ContactID: contact.ID, Kind: "manual", Channel: req.Channel,
 			Subject: subject, Body: body, SendAt: sendAt})
@@ -131,6 +139,9 @@ func (s *Server) handleMessageCreate(w http.ResponseWriter, r *http.Request) err
 }
 
 var errNoMessage = fault.New(fault.NotFound, "no message with this id")
+
+var errNoContactID = &fault.Error{Code: fault.NotFound, Message: "no contact with this contact_id",
+	Details: map[string]string{"contact_id": "no such contact"}}
 
 func (s *Server) messageByID(r *http.Request, p principal) (db.Message, *string, error) {
 	id, err := uuid.Parse(r.PathValue("id"))

@@ -30,6 +30,27 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/messages/{id}", s.tenant(s.handleMessageGet))
 	m.Handle("DELETE /v1/messages/{id}", s.tenant(s.handleMessageCancel))
 
+	// Appointment notifications and client texting (issue 3): locations and
+	// their settings and wording, appointments and their messages, bulk
+	// batches, provider webhooks, account notices.
+	m.Handle("PUT /v1/locations/{external_id}", s.tenant(s.handleLocationPut))
+	m.Handle("GET /v1/locations/{external_id}", s.tenant(s.handleLocationGet))
+	m.Handle("GET /v1/locations/{external_id}/templates/{event}/{channel}", s.tenant(s.handleTemplateGet))
+	m.Handle("PUT /v1/locations/{external_id}/templates/{event}/{channel}", s.tenant(s.handleTemplatePut))
+	m.Handle("DELETE /v1/locations/{external_id}/templates/{event}/{channel}", s.tenant(s.handleTemplateDelete))
+	m.Handle("PUT /v1/appointments/{external_id}", s.tenant(s.handleAppointmentPut))
+	m.Handle("GET /v1/appointments/{external_id}", s.tenant(s.handleAppointmentGet))
+	m.Handle("GET /v1/appointments/{external_id}/messages", s.tenant(s.handleAppointmentMessages))
+	m.Handle("POST /v1/appointments/{external_id}/on-the-way", s.tenant(s.idempotent(s.handleAppointmentOnTheWay)))
+	m.Handle("GET /v1/message-batches/{id}", s.tenant(s.handleBatchGet))
+	m.Handle("DELETE /v1/message-batches/{id}", s.tenant(s.handleBatchCancel))
+	m.Handle("POST /webhooks/twilio/inbound", s.serve(s.handleTwilioInbound))
+	m.Handle("POST /webhooks/twilio/status", s.serve(s.handleTwilioStatus))
+	m.Handle("POST /webhooks/resend", s.serve(s.handleResend))
+	m.Handle("PUT /admin/v1/tenants/{id}/owner", s.admin(s.handleTenantOwnerPut))
+	m.Handle("POST /admin/v1/notices", s.admin(s.idempotent(s.handleNoticeCreate)))
+	m.Handle("GET /admin/v1/notices/{id}", s.admin(s.handleNoticeGet))
+
 	// Verifications: one-time codes and credentials of professionals (issue 4).
 	m.Handle("POST /v1/verifications", s.tenant(s.idempotent(s.handleVerificationCreate)))
 	m.Handle("GET /v1/verifications/{id}", s.tenant(s.handleVerificationGet))

@@ -23,6 +23,7 @@ import (
 	"github.com/errandhq/errand/internal/downloadlink"
 	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/pseudonym"
 	"github.com/errandhq/errand/internal/ratelimit"
 	"github.com/errandhq/errand/internal/seclog"
 	"github.com/errandhq/errand/jobs"
@@ -53,6 +54,12 @@ type Deps struct {
 	// Deletions starts the deletion of an approved deletion request; nil =
 	// approved requests wait for fulfilment by hand.
 	Deletions DeletionStarter
+	// Pseudonyms hash the addresses webhooks opt out (suppression list).
+	Pseudonyms *pseudonym.Hasher
+	// TwilioAuthToken verifies Twilio's webhook signatures ("" = refuse them).
+	TwilioAuthToken string
+	// ResendWebhookSecret verifies Resend's Svix signatures ("" = refuse them).
+	ResendWebhookSecret string
 }
 
 // Server is the intake.

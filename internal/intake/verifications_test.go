@@ -38,7 +38,7 @@ type vfix struct {
 func vsetup(t *testing.T, opts ...func(*testapp.Options)) vfix {
 	t.Helper()
 	app := testapp.New(t, opts...)
-	return vfix{app: app, tenant: app.NewTenant("Acme Repair")}
+	return vfix{app: app, tenant: app.NewTenantIn("Acme Repair", "America/Chicago")}
 }
 
 func (f vfix) create(t *testing.T, channel, to string, headers ...string) testapp.Response {

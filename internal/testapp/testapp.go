@@ -32,6 +32,7 @@ import (
 	"github.com/errandhq/errand/internal/intake"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/notify"
 	"github.com/errandhq/errand/internal/otp"
 	"github.com/errandhq/errand/internal/periodic"
 	"github.com/errandhq/errand/internal/provider"
@@ -42,8 +43,11 @@ import (
 	"github.com/errandhq/errand/jobs"
 )
 
-// testSecret stands in for ERRAND_SECRET_KEY.
-const testSecret = "test-secret-key-0123456789abcdef-0123"
+// Secret stands in for ERRAND_SECRET_KEY (a worker in another process
+// needs the same one to compute the same pseudonyms).
+const Secret = "test-secret-key-0123456789abcdef-0123"
+
+const testSecret = Secret
 
 // App is a running Errand for one test.
 type App struct {
@@ -68,6 +72,8 @@ type App struct {
 	AdminToken string
 	Logs       *Buffer
 	Logger     *slog.Logger
+	// ResendWebhookSecret signs the Resend (Svix) webhooks tests send.
+	ResendWebhookSecret string
 }
 
 // Options adjust an App.
@@ -91,7 +97,8 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	for _, f := range opts {
 		f(&o)
 	}
-	a := &App{T: t, Clock: clock.NewFake(time.Now()), Logs: &Buffer{}, AdminToken: "admin-" + uuid.NewString()}
+	a := &App{T: t, Clock: clock.NewFake(time.Now()), Logs: &Buffer{}, AdminToken: "admin-" + uuid.NewString(),
+		ResendWebhookSecret: fakes.NewSvixSecret()}
 	a.Logger = logging.New(a.Logs, slog.LevelDebug)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -143,12 +150,15 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
 		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
 		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit, Verify: o.Verify, SecretKey: testSecret,
-		Console: con,
+		Console:    con,
+		Pseudonyms: a.Deps.Pseudonyms, TwilioAuthToken: a.Twilio.AuthToken, ResendWebhookSecret: a.ResendWebhookSecret,
 	})
 	a.HTTP = httptest.NewServer(a.Server)
 	t.Cleanup(a.HTTP.Close)
 	a.URL = a.HTTP.URL
 	a.Server.PublicURL = a.URL
+	// Twilio reports delivery here, as in production (fakes.Twilio.Report).
+	a.Deps.StatusCallbackURL = a.URL + "/webhooks/twilio/status"
 	return a
 }
 
@@ -175,16 +185,30 @@ type Tenant struct {
 	Key string
 }
 
-// NewTenant creates a tenant (America/Chicago, region US).
+// NewTenant creates a tenant (region US) in MiddayZone: messages are held
+// during their recipient's quiet hours (21:00–08:00 in the contact's,
+// location's or tenant's zone), and a test that is not about quiet hours
+// must not depend on the time of day it runs at.
 func (a *App) NewTenant(name string) Tenant {
 	a.T.Helper()
+	return a.NewTenantIn(name, a.MiddayZone())
+}
+
+// NewTenantIn creates a tenant (region US) in the given IANA zone.
+func (a *App) NewTenantIn(name, zone string) Tenant {
+	a.T.Helper()
 	svc := &account.Service{Store: a.Store, Clock: a.Clock, SecLog: a.SecLog}
-	t, key, err := svc.CreateTenant(context.Background(), account.NewTenant{Name: name, Timezone: "America/Chicago"}, seclog.Event{Actor: "test"})
+	t, key, err := svc.CreateTenant(context.Background(), account.NewTenant{Name: name, Timezone: zone}, seclog.Event{Actor: "test"})
 	if err != nil {
 		a.T.Fatal(err)
 	}
 	return Tenant{ID: t.ID, Key: key}
 }
+
+// MiddayZone is a fixed-offset zone (Etc/GMT±N, no daylight saving time)
+// in which the app's clock reads between 12:00 and 13:00 when the test
+// starts: far from quiet hours for the next eight hours of fake time.
+func (a *App) MiddayZone() string { return notify.ZoneWhereItIs(a.Clock.Now(), 12) }
 
 // Response is an HTTP response, read.
 type Response struct {
@@ -275,6 +299,46 @@ func (a *App) Message(tenant uuid.UUID, id uuid.UUID) db.Message {
 		a.T.Fatal(err)
 	}
 	return m
+}
+
+// DumpRedis returns every key and value in the app's Redis database as
+// text, for tests that check no personal data reached it.
+func (a *App) DumpRedis() string {
+	a.T.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	keys, err := a.Redis.Keys(ctx, "*").Result()
+	if err != nil {
+		a.T.Fatal(err)
+	}
+	for _, k := range keys {
+		b.WriteString(k + "\n")
+		typ, err := a.Redis.Type(ctx, k).Result()
+		if err != nil {
+			a.T.Fatal(err)
+		}
+		switch typ {
+		case "string":
+			v, _ := a.Redis.Get(ctx, k).Result()
+			b.WriteString(v)
+		case "hash":
+			v, _ := a.Redis.HGetAll(ctx, k).Result()
+			for hk, hv := range v {
+				b.WriteString(hk + "=" + hv + "\n")
+			}
+		case "list":
+			v, _ := a.Redis.LRange(ctx, k, 0, -1).Result()
+			b.WriteString(strings.Join(v, "\n"))
+		case "set":
+			v, _ := a.Redis.SMembers(ctx, k).Result()
+			b.WriteString(strings.Join(v, "\n"))
+		case "zset":
+			v, _ := a.Redis.ZRange(ctx, k, 0, -1).Result()
+			b.WriteString(strings.Join(v, "\n"))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // Buffer is a concurrency-safe log sink.

@@ -1,0 +1,236 @@
+package intake_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/errandhq/errand/internal/notify"
+	"github.com/errandhq/errand/internal/testapp"
+	"github.com/errandhq/errand/internal/testenv"
+	"github.com/errandhq/errand/jobs"
+)
+
+// nightZone is a fixed-offset zone where the app's clock reads about
+// 23:00 when the test starts: inside the default quiet hours.
+func nightZone(app *testapp.App) string { return notify.ZoneWhereItIs(app.Clock.Now(), 23) }
+
+// A batch is one message per contact, each tracked on its own: an
+// opted-out recipient is suppressed, one in their quiet hours waits, the
+// rest go now.
+func TestBatchHonoursEachRecipient(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Realty Co")
+	s.putContact(t, "cust-2", map[string]any{"name": "Night Owl", "phone": "+13125550143", "timezone": nightZone(app)})
+	s.putContact(t, "cust-3", map[string]any{"name": "Opted Out", "phone": "+13125550144"})
+	status, err := app.Twilio.Inbound(app.URL+"/webhooks/twilio/inbound", "+13125550144", ourNumber, "STOP")
+	require.NoError(t, err)
+	require.Equal(t, 200, status)
+	app.StartWorker(2)
+
+	r := s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": []string{"cust-1", "cust-2", "cust-3", "cust-1"},
+		"channel": "sms", "body": "Happy home-iversary! Reply STOP to opt out."})
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	require.EqualValues(t, 3, r.JSON()["count"], "each contact once")
+	batch := r.JSON()["batch_id"].(string)
+	counts := func() map[string]any {
+		b := s.do(t, http.MethodGet, "/v1/message-batches/"+batch, nil)
+		require.Equal(t, 200, b.Status, string(b.Body))
+		return b.JSON()["counts"].(map[string]any)
+	}
+	app.Eventually(10*time.Second, "batch settled", func() bool {
+		c := counts()
+		return c["sent"] == 1.0 && c["suppressed"] == 1.0 && c["scheduled"] == 1.0
+	})
+	require.Equal(t, 1, app.Twilio.Count())
+	require.Equal(t, custPhone, app.Twilio.Messages()[0].To)
+
+	r = s.do(t, http.MethodDelete, "/v1/message-batches/"+batch, nil)
+	require.Equal(t, 200, r.Status)
+	require.EqualValues(t, 1, r.JSON()["cancelled"], "the one waiting for morning")
+	require.Equal(t, map[string]any{"sent": 1.0, "suppressed": 1.0, "cancelled": 1.0}, counts())
+
+	other := newShop(t, app, "Other Co")
+	require.Equal(t, 404, other.do(t, http.MethodGet, "/v1/message-batches/"+batch, nil).Status)
+}
+
+func TestBatchValidation(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Realty Co")
+	r := s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": []string{"cust-1", "ghost-1", "ghost-2"},
+		"channel": "sms", "body": "Hi"})
+	require.Equal(t, http.StatusNotFound, r.Status)
+	require.Contains(t, r.JSON()["error"].(map[string]any)["details"].(map[string]any)["contact_ids"], "ghost-1, ghost-2")
+	var n int
+	require.NoError(t, testenv.Owner(t).QueryRow(context.Background(), "SELECT count(*) FROM messages").Scan(&n))
+	require.Zero(t, n, "all or nothing")
+
+	for name, body := range map[string]map[string]any{
+		"both":  {"contact_id": "cust-1", "contact_ids": []string{"cust-1"}, "channel": "sms", "body": "Hi"},
+		"empty": {"contact_ids": []string{}, "channel": "sms", "body": "Hi"},
+		"bad":   {"contact_ids": []string{""}, "channel": "sms", "body": "Hi"},
+	} {
+		r := s.do(t, http.MethodPost, "/v1/messages", body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.Status, name)
+	}
+}
+
+// One tenant's 50,000-text batch does not hold up another tenant: its
+// texts wait in PostgreSQL and only a window of them is in Redis at a
+// time, so another tenant's appointment message is sent after at most a
+// handful of the batch's texts, another tenant's small batch is not stuck
+// behind the big one, and the due-scan is not slowed by it.
+func TestBigBatchDoesNotDelayOtherTenants(t *testing.T) {
+	const batchSize = 50_000
+	app := testapp.New(t)
+	big := newShop(t, app, "Big Realty")
+	small := newShop(t, app, "Small Realty")
+	repair := newShop(t, app, "Acme Repair")
+	repair.putContact(t, "cust-1", map[string]any{"name": "Pat Doe", "phone": "+13125559999"})
+	small.putContact(t, "cust-1", map[string]any{"name": "Sam Roe", "phone": "+13125558888"})
+	for i := 2; i <= 20; i++ {
+		small.putContact(t, "cust-"+strconv.Itoa(i), map[string]any{"name": "Client", "phone": fmt.Sprintf("+1312555%04d", 8000+i)})
+	}
+	_, err := testenv.Owner(t).Exec(context.Background(), `
+		INSERT INTO contacts (tenant_id, external_id, name, phone, created_at, updated_at)
+		SELECT $1, 'c-' || i, 'Client ' || i, '+1646' || lpad(i::text, 7, '0'), now(), now()
+		FROM generate_series(1, $2::int) AS i`, big.tenant.ID, batchSize)
+	require.NoError(t, err)
+	ids := make([]string, batchSize)
+	for i := range ids {
+		ids[i] = "c-" + strconv.Itoa(i+1)
+	}
+	r := big.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": ids, "channel": "sms", "body": "Market update"})
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	require.EqualValues(t, batchSize, r.JSON()["count"])
+
+	// Only the window is in Redis.
+	bulk, err := app.Inspector.GetQueueInfo(jobs.QueueBulk)
+	require.NoError(t, err)
+	require.LessOrEqual(t, bulk.Size, jobs.BulkWindow)
+	require.Positive(t, bulk.Size)
+
+	app.StartWorker(4)
+	app.Eventually(20*time.Second, "the big batch under way", func() bool { return app.Twilio.Count() >= 300 })
+
+	// Another tenant's appointment: its confirmation goes out after at
+	// most a few more of the batch's texts (those already being sent, and
+	// a few picked before it by the weighted queue choice).
+	require.Equal(t, 201, repair.putAppointment(t, "appt-1", app.Clock.Now().Add(48*time.Hour), "scheduled").Status)
+	before := app.Twilio.Count() // the confirmation is in Redis now
+	// Another tenant's small batch, behind the big one in the bulk queue.
+	small20 := make([]string, 20)
+	for i := range small20 {
+		small20[i] = "cust-" + strconv.Itoa(i+1)
+	}
+	bigSent := func() int {
+		n := 0
+		for _, m := range app.Twilio.Messages() {
+			if strings.HasPrefix(m.To, "+1646") {
+				n++
+			}
+		}
+		return n
+	}
+	r = small.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": small20, "channel": "sms", "body": "Hello"})
+	bigBefore := bigSent() // the small batch is in Redis now
+	require.Equal(t, http.StatusAccepted, r.Status)
+	smallBatch := r.JSON()["batch_id"].(string)
+
+	position := func(to string) int {
+		for i, m := range app.Twilio.Messages() {
+			if m.To == to {
+				return i
+			}
+		}
+		return -1
+	}
+	app.Eventually(20*time.Second, "the other tenant's confirmation", func() bool { return position("+13125559999") >= 0 })
+	overtaken := position("+13125559999") - before
+	t.Logf("the confirmation went out after %d more of the batch's texts", overtaken)
+	require.LessOrEqual(t, overtaken, 30, "the confirmation waited behind only a handful of the batch's texts")
+
+	app.Eventually(30*time.Second, "the small batch sent", func() bool {
+		b := small.do(t, http.MethodGet, "/v1/message-batches/"+smallBatch, nil).JSON()
+		return b["counts"].(map[string]any)["sent"] == 20.0
+	})
+	behind := bigSent() - bigBefore
+	t.Logf("the small batch was sent while %d more of the big batch's texts went out", behind)
+	require.LessOrEqual(t, behind, jobs.BulkWindow+30, "behind at most the big batch's window, not its 50,000")
+	bulk, err = app.Inspector.GetQueueInfo(jobs.QueueBulk)
+	require.NoError(t, err)
+	require.LessOrEqual(t, bulk.Size, 2*jobs.BulkWindow, "each tenant's window, no more")
+
+	// The due-scan is not slowed by the waiting batch: a reminder due now
+	// is enqueued by the first pass, whatever the batch's size.
+	repair.putLocation(t, "loc-1", map[string]any{"notifications": map[string]any{"reminder": map[string]any{"email": false}}})
+	require.Equal(t, 201, repair.putAppointment(t, "appt-2", app.Clock.Now().Add(24*time.Hour+time.Hour), "scheduled").Status)
+	app.Clock.Advance(time.Hour)
+	res := scan(t, app)
+	require.LessOrEqual(t, res.Enqueued, 1+jobs.BulkWindow, "the reminder and at most a window of bulk")
+	reminder := find(repair.messages(t, "appt-2"), "reminder", "sms")[0]
+	got := repair.message(t, reminder.ID)
+	require.True(t, got.EnqueuedAt != nil || got.Status != "scheduled",
+		"the reminder is in Redis after one scan (or already taken by a worker)")
+}
+
+// The due-scan is the safety net of bulk admission: when messages left
+// Redis without admitting their successors (a worker died, say), it tops
+// each tenant's window up — to the window, no more — and a batch
+// scheduled for later is admitted when it comes due.
+func TestDueScanTopsUpBulkWindows(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Realty Co")
+	_, err := testenv.Owner(t).Exec(context.Background(), `
+		INSERT INTO contacts (tenant_id, external_id, name, phone, created_at, updated_at)
+		SELECT $1, 'c-' || i, 'Client', '+1646' || lpad(i::text, 7, '0'), now(), now() FROM generate_series(1, 300) AS i`, s.tenant.ID)
+	require.NoError(t, err)
+	ids := make([]string, 300)
+	for i := range ids {
+		ids[i] = "c-" + strconv.Itoa(i+1)
+	}
+	scan(t, app)
+	r := s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": ids, "channel": "sms", "body": "Now"})
+	require.Equal(t, http.StatusAccepted, r.Status)
+	admitted := func() int {
+		var n int
+		require.NoError(t, testenv.Owner(t).QueryRow(context.Background(),
+			"SELECT count(*) FROM messages WHERE kind = 'bulk' AND enqueued_at IS NOT NULL AND status IN ('scheduled','queued','sending')").Scan(&n))
+		return n
+	}
+	require.Equal(t, jobs.BulkWindow, admitted(), "the window, admitted at once")
+	bulk, err := app.Inspector.GetQueueInfo(jobs.QueueBulk)
+	require.NoError(t, err)
+	require.Equal(t, jobs.BulkWindow, bulk.Size)
+
+	// Thirty leave Redis without a successor being admitted.
+	_, err = testenv.Owner(t).Exec(context.Background(), `UPDATE messages SET status = 'sent' WHERE id IN (
+		SELECT id FROM messages WHERE kind = 'bulk' AND enqueued_at IS NOT NULL LIMIT 30)`)
+	require.NoError(t, err)
+	require.Equal(t, jobs.BulkWindow-30, admitted())
+	require.Equal(t, 30, scan(t, app).Enqueued)
+	require.Equal(t, jobs.BulkWindow, admitted())
+	require.Zero(t, scan(t, app).Enqueued, "full")
+
+	// A batch for tomorrow waits in PostgreSQL until it is due.
+	later := app.Clock.Now().Add(24 * time.Hour)
+	r = s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": []string{"cust-1"}, "channel": "sms",
+		"body": "Tomorrow", "send_at": later.Format(time.RFC3339)})
+	require.Equal(t, http.StatusAccepted, r.Status)
+	require.Equal(t, "scheduled", r.JSON()["status"])
+	other := newShop(t, app, "Other Realty")
+	r = other.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": []string{"cust-1"}, "channel": "sms",
+		"body": "Tomorrow", "send_at": later.Format(time.RFC3339)})
+	require.Equal(t, http.StatusAccepted, r.Status)
+	require.Zero(t, scan(t, app).Enqueued)
+	app.Clock.Set(later)
+	_, err = testenv.Owner(t).Exec(context.Background(), "UPDATE messages SET status = 'sent' WHERE body = 'Now'")
+	require.NoError(t, err)
+	require.Equal(t, 2, scan(t, app).Enqueued, "each tenant's due message, in one pass")
+}
