@@ -68,16 +68,24 @@ func (s *Server) twilioForm(r *http.Request, source string) (url.Values, error) 
 		}
 		return nil, fault.New(fault.Malformed, "the form could not be read")
 	}
-	params := make(map[string]string, len(r.PostForm))
-	for k, v := range r.PostForm {
-		params[k] = v[0]
-	}
-	v := twclient.NewRequestValidator(s.TwilioAuthToken)
-	if !v.Validate(s.PublicURL+r.URL.RequestURI(), params, r.Header.Get("X-Twilio-Signature")) {
+	if !validTwilioSignature(s.TwilioAuthToken, s.PublicURL+r.URL.RequestURI(), r.PostForm, r.Header.Get("X-Twilio-Signature")) {
 		s.forged(r, source, "X-Twilio-Signature does not match")
 		return nil, errForged
 	}
 	return r.PostForm, nil
+}
+
+// validTwilioSignature checks X-Twilio-Signature over the full URL and
+// the form's first value per key, with the twilio-go SDK's validator.
+func validTwilioSignature(authToken, fullURL string, form url.Values, signature string) bool {
+	params := make(map[string]string, len(form))
+	for k, v := range form {
+		if len(v) > 0 {
+			params[k] = v[0]
+		}
+	}
+	v := twclient.NewRequestValidator(authToken)
+	return v.Validate(fullURL, params, signature)
 }
 
 // Keywords of Twilio's standard opt-out handling. Twilio answers them
@@ -273,6 +281,27 @@ const maxWebhookBody = 256 << 10
 // complaints, which suppress the address for the tenant that sent to it.
 // The Svix signature is checked by resend-go's own verifier after Errand
 // checks the timestamp against its clock; each svix-id is processed once.
+// verifySvix checks a Svix-signed delivery: its headers are present, its
+// timestamp within svixTolerance of now, and its signature (with the
+// resend-go SDK's verifier) over id, timestamp and body. On failure it
+// says why, for the security log, and returns the fault to answer.
+func verifySvix(secret string, now time.Time, h http.Header, body []byte) (reason string, err error) {
+	id, ts, sig := h.Get("svix-id"), h.Get("svix-timestamp"), h.Get("svix-signature")
+	sec, perr := strconv.ParseInt(ts, 10, 64)
+	if perr != nil || id == "" || sig == "" {
+		return "missing svix headers", errForged
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > svixTolerance || d < -svixTolerance {
+		return "timestamp outside tolerance", errStale
+	}
+	verifier := &resend.WebhooksSvcImpl{}
+	if err := verifier.Verify(&resend.VerifyWebhookOptions{Payload: string(body), WebhookSecret: secret,
+		Headers: resend.WebhookHeaders{Id: id, Timestamp: ts, Signature: sig}}); err != nil {
+		return "svix-signature does not match", errForged
+	}
+	return "", nil
+}
+
 func (s *Server) handleResend(w http.ResponseWriter, r *http.Request) error {
 	if s.ResendWebhookSecret == "" {
 		return fault.New(fault.Unavailable, "Resend webhooks are not configured (RESEND_WEBHOOK_SECRET)")
@@ -287,22 +316,11 @@ func (s *Server) handleResend(w http.ResponseWriter, r *http.Request) error {
 	if len(body) > maxWebhookBody {
 		return fault.New(fault.TooLarge, "the event is larger than %d bytes", maxWebhookBody)
 	}
-	id, ts, sig := r.Header.Get("svix-id"), r.Header.Get("svix-timestamp"), r.Header.Get("svix-signature")
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || id == "" || sig == "" {
-		s.forged(r, "resend", "missing svix headers")
-		return errForged
+	if reason, err := verifySvix(s.ResendWebhookSecret, s.Clock.Now(), r.Header, body); err != nil {
+		s.forged(r, "resend", reason)
+		return err
 	}
-	if d := s.Clock.Now().Sub(time.Unix(sec, 0)); d > svixTolerance || d < -svixTolerance {
-		s.forged(r, "resend", "timestamp outside tolerance")
-		return errStale
-	}
-	verifier := &resend.WebhooksSvcImpl{}
-	if err := verifier.Verify(&resend.VerifyWebhookOptions{Payload: string(body), WebhookSecret: s.ResendWebhookSecret,
-		Headers: resend.WebhookHeaders{Id: id, Timestamp: ts, Signature: sig}}); err != nil {
-		s.forged(r, "resend", "svix-signature does not match")
-		return errForged
-	}
+	id := r.Header.Get("svix-id")
 	var ev resendEvent
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return fault.New(fault.Malformed, "the event is not JSON")

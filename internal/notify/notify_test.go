@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,4 +162,51 @@ func TestZoneWhereItIs(t *testing.T) {
 			require.Equal(t, want, now.In(notify.Zone(notify.ZoneWhereItIs(now, want))).Hour(), "%s → %d", now, want)
 		}
 	}
+}
+
+// FuzzTemplate: a tenant's template and the customer data poured into it
+// never panic; a template that validates renders every placeholder, once,
+// with the value as written: a customer named "{business}" is not
+// expanded again, and text outside braces comes through untouched.
+func FuzzTemplate(f *testing.F) {
+	f.Add("{business}: see you {date} at {time}, {customer}.", "Acme", "{business}", "Sam")
+	f.Add("{{date}} { time } {address}{location}", "A{", "}B", "{technician}")
+	f.Add("{unknown} and {business", "x", "y", "z")
+	f.Add("}{}{", "", "", "")
+	f.Fuzz(func(t *testing.T, text, business, customer, technician string) {
+		err := notify.Validate(text)
+		v := notify.Values{Business: business, Customer: customer, Technician: technician,
+			Date: "\x00date\x00", Time: "\x00time\x00", Address: "\x00address\x00", Location: "\x00location\x00"}
+		got := notify.Render(text, v)
+		if err != nil {
+			if !strings.Contains(err.Error(), "unknown placeholder") {
+				t.Fatalf("Validate(%q) = %v", text, err)
+			}
+			return
+		}
+		if want := renderByHand(text, v); got != want {
+			t.Fatalf("Render(%q) = %q, want %q", text, got, want)
+		}
+	})
+}
+
+// renderByHand is Render written as a scan, the way a reader would apply
+// the rule: each {name} with no brace inside is replaced by its value;
+// everything else is copied.
+func renderByHand(text string, v notify.Values) string {
+	values := map[string]string{"business": v.Business, "customer": v.Customer, "technician": v.Technician,
+		"date": v.Date, "time": v.Time, "address": v.Address, "location": v.Location}
+	var b strings.Builder
+	for i := 0; i < len(text); {
+		if text[i] == '{' {
+			if j := strings.IndexAny(text[i+1:], "{}"); j >= 0 && text[i+1+j] == '}' {
+				b.WriteString(values[strings.TrimSpace(text[i+1:i+1+j])])
+				i += j + 2
+				continue
+			}
+		}
+		b.WriteByte(text[i])
+		i++
+	}
+	return b.String()
 }
