@@ -25,6 +25,13 @@ FUZZ_SMOKE ?= 3s
 fuzz:
 	@FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh
 
+# bench runs every benchmark against its raw baseline (errand bench all) at
+# a size that finishes in under 10 minutes on a 2-core machine; raise
+# BENCH_SCALE (1 = the sizes the issues name) for the full runs.
+BENCH_SCALE ?= 0.1
+bench: services
+	$(GO) run ./cmd/errand bench -scale $(BENCH_SCALE) all
+
 services:
 	@scripts/services.sh
 

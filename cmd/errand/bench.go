@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/bench"
 	"github.com/errandhq/errand/internal/config"
 )
@@ -68,6 +69,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	single, ok := opt.(asynq.RedisClientOpt)
 	if !ok {
 		return errors.New("bench needs a single Redis server (redis://host:port)")
+	}
+	if err := db.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
 	}
 	env, err := bench.NewEnv(ctx, bench.Options{DatabaseURL: cfg.DatabaseURL, RedisAddr: single.Addr, RedisDB: *redisDB,
 		Rounds: *rounds, Out: stdout})

@@ -37,7 +37,7 @@ type Benchmark struct {
 
 // Benchmarks lists every benchmark, in the order `errand bench all` runs them.
 func Benchmarks() []Benchmark {
-	return []Benchmark{Notify(), CredentialCheck(), Export()}
+	return []Benchmark{Notify(), CredentialCheck(), Export(), Load()}
 }
 
 // Env is a private database and Redis database for one run.
@@ -119,9 +119,10 @@ func (e *Env) Close(ctx context.Context) {
 
 // Sample is one timed run.
 type Sample struct {
-	Items    int
-	Duration time.Duration
-	PeakRSS  int64 // bytes, the process's peak during the run
+	Items      int
+	Duration   time.Duration
+	PeakRSS    int64 // bytes, the process's peak during the run
+	RedisCalls int64 // commands the Redis server ran during the run (INFO commandstats)
 }
 
 // Rate is items per second.
@@ -132,14 +133,74 @@ func (s Sample) Rate() float64 {
 	return float64(s.Items) / s.Duration.Seconds()
 }
 
-// Measure times fn, which reports how many items it processed, and the
-// peak RSS while it ran.
-func Measure(fn func() (int, error)) (Sample, error) {
+// Measure times fn, which reports how many items it processed, with the
+// peak RSS while it ran and the Redis commands it caused. The Redis count
+// is the whole server's: run benchmarks on a Redis nothing else is using.
+func (e *Env) Measure(ctx context.Context, fn func() (int, error)) (Sample, error) {
 	ResetPeakRSS()
+	before, err := e.redisCalls(ctx)
+	if err != nil {
+		return Sample{}, err
+	}
 	start := time.Now()
 	n, err := fn()
 	d := time.Since(start)
-	return Sample{Items: n, Duration: d, PeakRSS: PeakRSS()}, err
+	s := Sample{Items: n, Duration: d, PeakRSS: PeakRSS()}
+	if err != nil {
+		return s, err
+	}
+	after, err := e.redisCalls(ctx)
+	s.RedisCalls = after - before - 1 // the INFO that took the first count
+	return s, err
+}
+
+// redisCalls is the total of calls= over the server's INFO commandstats.
+func (e *Env) redisCalls(ctx context.Context) (int64, error) {
+	info, err := e.Redis.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0, fmt.Errorf("bench: redis INFO commandstats: %w", err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		_, rest, ok := strings.Cut(line, ":calls=")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: INFO commandstats line %q: %w", line, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Latency is the enqueue→start delay of a run's items.
+type Latency struct {
+	P50, P95, P99 time.Duration
+	Samples       int
+}
+
+func (l *Latency) String() string {
+	if l == nil || l.Samples == 0 {
+		return "-"
+	}
+	r := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
+	return r(l.P50) + " / " + r(l.P95) + " / " + r(l.P99)
+}
+
+// Percentiles summarises delays given in seconds.
+func Percentiles(secs []float64) *Latency {
+	if len(secs) == 0 {
+		return &Latency{}
+	}
+	sort.Float64s(secs)
+	at := func(q float64) time.Duration {
+		i := int(q * float64(len(secs)-1))
+		return time.Duration(secs[i] * float64(time.Second))
+	}
+	return &Latency{P50: at(0.50), P95: at(0.95), P99: at(0.99), Samples: len(secs)}
 }
 
 // Row is one line of the report: a job and its baseline.
@@ -148,7 +209,10 @@ type Row struct {
 	Unit     string // what an item is: "messages", "rows"
 	Baseline []Sample
 	Job      []Sample
-	Extra    map[string]string // e.g. latency percentiles, longest transaction
+	// Enqueue→start latency of the job and of the baseline, where the job
+	// is a queued task (nil elsewhere).
+	JobLatency, BaselineLatency *Latency
+	Extra                       map[string]string // e.g. longest transaction
 }
 
 // Median returns the sample with the median rate.
@@ -161,23 +225,32 @@ func Median(s []Sample) Sample {
 	return c[len(c)/2]
 }
 
-// Print writes the report as a table.
+func perItem(s Sample) string {
+	if s.Items == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(s.RedisCalls)/float64(s.Items), 'f', 1, 64)
+}
+
+// Print writes the report as a table: medians over the rounds, the ratio
+// job/baseline, enqueue→start latency p50 / p95 / p99, Redis commands per
+// item and the job's peak RSS.
 func Print(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "benchmark\titems\tbaseline/s\tjob/s\tratio\tjob peak RSS\tnotes")
+	fmt.Fprintln(tw, "benchmark\titems\tbaseline/s\tjob/s\tratio\tjob p50 / p95 / p99\tbaseline p50 / p95 / p99\tredis cmds/item (base, job)\tjob peak RSS\tnotes")
 	for _, r := range rows {
 		b, j := Median(r.Baseline), Median(r.Job)
-		ratio := 0.0
+		base, ratio := "-", "-"
 		if b.Rate() > 0 {
-			ratio = j.Rate() / b.Rate()
+			base, ratio = fmt.Sprintf("%.0f", b.Rate()), fmt.Sprintf("%.2f×", j.Rate()/b.Rate())
 		}
 		var notes []string
 		for k, v := range r.Extra {
 			notes = append(notes, k+"="+v)
 		}
 		sort.Strings(notes)
-		fmt.Fprintf(tw, "%s\t%d %s\t%.0f\t%.0f\t%.2f×\t%.0f MB\t%s\n", r.Name, j.Items, r.Unit, b.Rate(), j.Rate(), ratio,
-			float64(j.PeakRSS)/(1<<20), strings.Join(notes, " "))
+		fmt.Fprintf(tw, "%s\t%d %s\t%s\t%.0f\t%s\t%s\t%s\t%s, %s\t%.0f MB\t%s\n", r.Name, j.Items, r.Unit, base, j.Rate(), ratio,
+			r.JobLatency, r.BaselineLatency, perItem(b), perItem(j), float64(j.PeakRSS)/(1<<20), strings.Join(notes, " "))
 	}
 	tw.Flush()
 }

@@ -75,7 +75,7 @@ func runCredentialCheck(ctx context.Context, env *Env, scale float64) ([]Row, er
 	row := Row{Name: "credential-check", Unit: "documents", Extra: map[string]string{"doc": "8MiB-pdf"}}
 	var jobBytes, jobTime float64
 	for round := 0; round < env.Rounds; round++ {
-		base, err := Measure(func() (int, error) {
+		base, err := env.Measure(ctx, func() (int, error) {
 			for i := 0; i < docs; i++ {
 				if _, err := hashFile(plain); err != nil {
 					return i, err
@@ -105,7 +105,7 @@ func runCredentialCheck(ctx context.Context, env *Env, scale float64) ([]Row, er
 		if err != nil {
 			return nil, err
 		}
-		job, err := Measure(func() (int, error) {
+		job, err := env.Measure(ctx, func() (int, error) {
 			for i, id := range ids {
 				j := jobs.NewCredentialVerifyJob(tenant.ID, id)
 				if err := h.ProcessTask(ctx, asynq.NewTask(j.Type, j.Payload)); err != nil {

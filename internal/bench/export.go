@@ -65,7 +65,7 @@ func runExport(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 	// COPY work in both, plus the job's counts and contact join).
 	cpu := map[*Row][]float64{}
 	for round := 0; round < env.Rounds; round++ {
-		b, err := Measure(func() (int, error) { return rawCopy(ctx, env.Store, tenantID) })
+		b, err := env.Measure(ctx, func() (int, error) { return rawCopy(ctx, env.Store, tenantID) })
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
@@ -77,7 +77,7 @@ func runExport(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 			}
 			var bytes int64
 			before := processCPU()
-			s, err := Measure(func() (int, error) {
+			s, err := env.Measure(ctx, func() (int, error) {
 				n, size, err := runOneExport(ctx, env.Store, files, h, tenantID, format)
 				bytes = size
 				return n, err

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,5 +30,60 @@ func TestExportBenchmarkRuns(t *testing.T) {
 		require.Equal(t, 4000, Median(r.Baseline).Items, "1,000 contacts and 3,000 messages")
 		require.GreaterOrEqual(t, Median(r.Job).Items, 4000, "the job exports them and the account's small tables")
 		require.Positive(t, Median(r.Job).PeakRSS)
+	}
+}
+
+// The notify benchmark runs end to end at a tiny scale and the report
+// carries what a reader compares: the ratio, latency percentiles of job
+// and baseline, and the Redis commands each item cost.
+func TestNotifyBenchmarkReport(t *testing.T) {
+	ctx := context.Background()
+	opt := testenv.RedisOpt(t)
+	env, err := NewEnv(ctx, Options{DatabaseURL: testenv.DatabaseURL(t), RedisAddr: opt.Addr, RedisDB: opt.DB,
+		Rounds: 3, Out: io.Discard})
+	require.NoError(t, err)
+	defer env.Close(context.WithoutCancel(ctx))
+	rows, err := Notify().Run(ctx, env, 0.01)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	r := rows[0]
+	require.Len(t, r.Baseline, 3)
+	require.Len(t, r.Job, 3)
+	b, j := Median(r.Baseline), Median(r.Job)
+	require.Equal(t, 100, b.Items)
+	require.Equal(t, 100, j.Items)
+	require.GreaterOrEqual(t, b.RedisCalls, int64(b.Items), "each raw task costs Redis at least one command")
+	require.Greater(t, j.RedisCalls, b.RedisCalls/2)
+	require.Positive(t, r.JobLatency.Samples)
+	require.Positive(t, r.BaselineLatency.Samples)
+	require.LessOrEqual(t, r.JobLatency.P50, r.JobLatency.P95)
+	require.LessOrEqual(t, r.JobLatency.P95, r.JobLatency.P99)
+
+	var out strings.Builder
+	Print(&out, rows)
+	require.Contains(t, out.String(), "job p50 / p95 / p99")
+	require.Contains(t, out.String(), "redis cmds/item")
+	require.Contains(t, out.String(), r.JobLatency.String())
+}
+
+// The load run ends with every request answered 2xx and every message due
+// sent, across all its tenants.
+func TestLoadRuns(t *testing.T) {
+	ctx := context.Background()
+	opt := testenv.RedisOpt(t)
+	env, err := NewEnv(ctx, Options{DatabaseURL: testenv.DatabaseURL(t), RedisAddr: opt.Addr, RedisDB: opt.DB,
+		Rounds: 3, Out: io.Discard})
+	require.NoError(t, err)
+	defer env.Close(context.WithoutCancel(ctx))
+	rows, err := Load().Run(ctx, env, 0)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	r := rows[0]
+	require.Equal(t, "100", r.Extra["tenants"])
+	require.Equal(t, fmt.Sprintf("0/%d", Median(r.Job).Items), r.Extra["errors"])
+	require.Equal(t, "0", r.Extra["messages_not_sent"])
+	require.Positive(t, r.JobLatency.Samples)
+	for _, k := range loadKinds {
+		require.NotEqual(t, "-", r.Extra["http_"+k.name], k.name)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"github.com/errandhq/errand/internal/intake"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/notify"
+	"github.com/errandhq/errand/internal/otp"
 	"github.com/errandhq/errand/internal/provider"
 	"github.com/errandhq/errand/internal/pseudonym"
 	"github.com/errandhq/errand/internal/ratelimit"
@@ -77,12 +77,12 @@ func runNotify(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 
 	row := Row{Name: "notify", Unit: "messages", Extra: map[string]string{}}
 	for round := 0; round < env.Rounds; round++ {
-		b, err := Measure(func() (int, error) { return rawAsynq(ctx, env, n) })
+		b, err := env.Measure(ctx, func() (int, error) { return rawAsynq(ctx, env, n) })
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
 		row.Baseline = append(row.Baseline, b)
-		j, err := Measure(func() (int, error) { return st.sendAll(ctx, n) })
+		j, err := env.Measure(ctx, func() (int, error) { return st.sendAll(ctx, n) })
 		if err != nil {
 			return nil, fmt.Errorf("job: %w", err)
 		}
@@ -91,20 +91,14 @@ func runNotify(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 	}
 
 	rate := Median(row.Job).Rate() / 2
-	p50, p99, count, err := st.latency(ctx, rate)
-	if err != nil {
+	if row.JobLatency, err = st.latency(ctx, rate); err != nil {
 		return nil, fmt.Errorf("latency: %w", err)
 	}
-	bp50, bp99, err := rawLatency(ctx, env, rate)
-	if err != nil {
+	if row.BaselineLatency, err = rawLatency(ctx, env, rate); err != nil {
 		return nil, fmt.Errorf("baseline latency: %w", err)
 	}
-	row.Extra["half_load"] = fmt.Sprintf("%.0f/s", rate)
-	row.Extra["enqueue_to_start_p50"] = p50.Round(100 * time.Microsecond).String()
-	row.Extra["enqueue_to_start_p99"] = p99.Round(100 * time.Microsecond).String()
-	row.Extra["latency_samples"] = strconv.Itoa(count)
-	row.Extra["raw_asynq_p50"] = bp50.Round(100 * time.Microsecond).String()
-	row.Extra["raw_asynq_p99"] = bp99.Round(100 * time.Microsecond).String()
+	row.Extra["latency_at"] = fmt.Sprintf("%.0f/s", rate)
+	row.Extra["latency_samples"] = strconv.Itoa(row.JobLatency.Samples)
 	return []Row{row}, nil
 }
 
@@ -125,13 +119,15 @@ func newNotifyStack(ctx context.Context, env *Env) (*notifyStack, error) {
 	sec := &seclog.Log{Store: env.Store, Clock: clk, Logger: logger}
 	disp := &jobs.Dispatcher{Store: env.Store, Client: client, Inspector: inspector, Redis: rdb, Clock: clk, Logger: logger,
 		Horizon: 15 * time.Minute, Batch: 1000, Kinds: jobs.Dispatchables()}
-	hasher := pseudonym.New("bench-secret-0123456789abcdef0123456789")
+	hasher := pseudonym.New(benchSecret)
+	codes := otp.New(benchSecret)
 	wdisp := *disp
 	wdisp.Store = workerStore
 	st.deps = jobs.Deps{Store: workerStore, Clock: clk, Logger: logger, Metrics: metrics.New(), Dispatcher: &wdisp,
 		SMS: provider.NewTwilio(provider.TwilioConfig{AccountSID: st.twilio.AccountSID, AuthToken: st.twilio.AuthToken,
 			From: "+15005550006", BaseURL: st.twilio.URL}),
 		Email: provider.NewOutbox(logger), Retry: jobs.DefaultRetry, Pseudonyms: hasher,
+		Renderers: map[string]jobs.Renderer{jobs.MessageKindVerification: &jobs.VerificationRenderer{Codes: codes, Clock: clk}},
 		// The limiter is consulted on every send, as with the default
 		// configuration (an account-wide SMS limit), at a rate that never
 		// binds: its cost is measured, not its limit.
@@ -140,7 +136,10 @@ func newNotifyStack(ctx context.Context, env *Env) (*notifyStack, error) {
 	}
 	srv := intake.NewServer(intake.Deps{Store: env.Store, Redis: rdb, Inspector: inspector, Dispatcher: disp, Clock: clk,
 		Logger: logger, Metrics: metrics.New(), Limiter: ratelimit.New(rdb), SecLog: sec, AdminToken: "bench-admin-token",
-		MaxBodyBytes: 1 << 20, RateLimit: ratelimit.PerSecond(1_000_000, 1_000_000), Pseudonyms: hasher})
+		MaxBodyBytes: 1 << 20, RateLimit: ratelimit.PerSecond(1_000_000, 1_000_000), Pseudonyms: hasher,
+		// The defaults of ERRAND_VERIFY_PER_ADDRESS and _PER_TENANT.
+		Verify: intake.VerifySettings{Codes: codes, Pseudonyms: hasher, PerDestination: ratelimit.Per(5, time.Hour, 5),
+			PerTenant: ratelimit.Per(1000, time.Hour, 1000)}})
 	st.http = httptest.NewServer(srv)
 	srv.PublicURL = st.http.URL
 
@@ -190,22 +189,31 @@ func (st *notifyStack) close() {
 }
 
 func (st *notifyStack) post(ctx context.Context, method, path, body string, want int) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, st.http.URL+path, bytes.NewReader([]byte(body)))
+	status, out, err := st.call(ctx, st.key, method, path, body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+st.key)
+	if status != want {
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, status, out)
+	}
+	return out, nil
+}
+
+// call sends one API request with a tenant's key, as an app server does.
+func (st *notifyStack) call(ctx context.Context, key, method, path, body string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, st.http.URL+path, bytes.NewReader([]byte(body)))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := st.client.Do(req)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, out)
-	}
-	return out, nil
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
 
 // sendAll posts n messages with notifyClients clients while the worker
@@ -274,13 +282,13 @@ func (st *notifyStack) sendAll(ctx context.Context, n int) (int, error) {
 // latency posts messages at rate for notifyLatencyFor and reports the
 // p50 and p99 of enqueue→start: from the row's creation (just before its
 // task is enqueued) to its claim by a worker.
-func (st *notifyStack) latency(ctx context.Context, rate float64) (time.Duration, time.Duration, int, error) {
+func (st *notifyStack) latency(ctx context.Context, rate float64) (*Latency, error) {
 	if rate <= 0 {
-		return 0, 0, 0, fmt.Errorf("no rate")
+		return nil, fmt.Errorf("no rate")
 	}
 	stop, err := st.startWorker()
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	defer stop()
 	time.Sleep(200 * time.Millisecond) // the worker is polling
@@ -304,20 +312,19 @@ func (st *notifyStack) latency(ctx context.Context, rate float64) (time.Duration
 	}
 	wg.Wait()
 	if err, ok := failed.Load().(error); ok {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	time.Sleep(500 * time.Millisecond)
 	rows, err := st.owner.Query(ctx, `SELECT extract(epoch FROM claimed_at - created_at) FROM messages
 		WHERE created_at >= $1 AND claimed_at IS NOT NULL`, from)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	secs, err := pgx.CollectRows(rows, pgx.RowTo[float64])
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
-	p50, p99 := percentiles(secs)
-	return p50, p99, len(secs), nil
+	return Percentiles(secs), nil
 }
 
 // rawAsynq is the baseline: n tasks enqueued by notifyClients goroutines
@@ -373,7 +380,7 @@ func rawAsynq(ctx context.Context, env *Env, n int) (int, error) {
 }
 
 // rawLatency is the baseline's enqueue→start at the same rate.
-func rawLatency(ctx context.Context, env *Env, rate float64) (time.Duration, time.Duration, error) {
+func rawLatency(ctx context.Context, env *Env, rate float64) (*Latency, error) {
 	var mu sync.Mutex
 	var secs []float64
 	srv := asynq.NewServer(env.RedisOpt, asynq.Config{Concurrency: notifyConcurrency, Queues: map[string]int{"bench": 1},
@@ -387,7 +394,7 @@ func rawLatency(ctx context.Context, env *Env, rate float64) (time.Duration, tim
 		return nil
 	})
 	if err := srv.Start(mux); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer srv.Shutdown()
 	client := asynq.NewClient(env.RedisOpt)
@@ -400,24 +407,12 @@ func rawLatency(ctx context.Context, env *Env, rate float64) (time.Duration, tim
 		time.Sleep(time.Until(from.Add(time.Duration(i) * interval)))
 		payload := strconv.FormatInt(time.Now().UnixNano(), 10)
 		if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", []byte(payload), asynq.Queue("bench"))); err != nil {
-			return 0, 0, err
+			return nil, err
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
-	p50, p99 := percentiles(secs)
-	return p50, p99, nil
+	return Percentiles(secs), nil
 }
 
-func percentiles(secs []float64) (time.Duration, time.Duration) {
-	if len(secs) == 0 {
-		return 0, 0
-	}
-	sort.Float64s(secs)
-	at := func(q float64) time.Duration {
-		i := int(q * float64(len(secs)-1))
-		return time.Duration(secs[i] * float64(time.Second))
-	}
-	return at(0.50), at(0.99)
-}
