@@ -415,4 +415,3 @@ func rawLatency(ctx context.Context, env *Env, rate float64) (*Latency, error) {
 	defer mu.Unlock()
 	return Percentiles(secs), nil
 }
-
