@@ -12,15 +12,24 @@ import (
 	"github.com/errandhq/errand/internal/testenv"
 )
 
-// The export benchmark runs end to end at a tiny scale: both formats, the
-// baseline and the job measured over the same rows.
-func TestExportBenchmarkRuns(t *testing.T) {
+// newEnv is a bench environment on the test package's database server
+// and Redis database, dropped when the test ends.
+func newEnv(t *testing.T) *Env {
+	t.Helper()
 	ctx := context.Background()
 	opt := testenv.RedisOpt(t)
 	env, err := NewEnv(ctx, Options{DatabaseURL: testenv.DatabaseURL(t), RedisAddr: opt.Addr, RedisDB: opt.DB,
 		Rounds: 3, Out: io.Discard})
 	require.NoError(t, err)
-	defer env.Close(context.WithoutCancel(ctx))
+	t.Cleanup(func() { env.Close(context.WithoutCancel(ctx)) })
+	return env
+}
+
+// The export benchmark runs end to end at a tiny scale: both formats, the
+// baseline and the job measured over the same rows.
+func TestExportBenchmarkRuns(t *testing.T) {
+	ctx := context.Background()
+	env := newEnv(t)
 	rows, err := Export().Run(ctx, env, 0.001)
 	require.NoError(t, err)
 	require.Len(t, rows, 2)
@@ -38,11 +47,7 @@ func TestExportBenchmarkRuns(t *testing.T) {
 // and baseline, and the Redis commands each item cost.
 func TestNotifyBenchmarkReport(t *testing.T) {
 	ctx := context.Background()
-	opt := testenv.RedisOpt(t)
-	env, err := NewEnv(ctx, Options{DatabaseURL: testenv.DatabaseURL(t), RedisAddr: opt.Addr, RedisDB: opt.DB,
-		Rounds: 3, Out: io.Discard})
-	require.NoError(t, err)
-	defer env.Close(context.WithoutCancel(ctx))
+	env := newEnv(t)
 	rows, err := Notify().Run(ctx, env, 0.01)
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
@@ -70,11 +75,7 @@ func TestNotifyBenchmarkReport(t *testing.T) {
 // sent, across all its tenants.
 func TestLoadRuns(t *testing.T) {
 	ctx := context.Background()
-	opt := testenv.RedisOpt(t)
-	env, err := NewEnv(ctx, Options{DatabaseURL: testenv.DatabaseURL(t), RedisAddr: opt.Addr, RedisDB: opt.DB,
-		Rounds: 3, Out: io.Discard})
-	require.NoError(t, err)
-	defer env.Close(context.WithoutCancel(ctx))
+	env := newEnv(t)
 	rows, err := Load().Run(ctx, env, 0)
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
