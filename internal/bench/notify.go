@@ -227,32 +227,14 @@ func (st *notifyStack) sendAll(ctx context.Context, n int) (int, error) {
 	defer stop()
 	start := st.twilio.Count()
 	roundStart := time.Now()
-	var next atomic.Int64
-	errs := make(chan error, notifyClients)
-	var wg sync.WaitGroup
-	for range notifyClients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
-				}
-				body := fmt.Sprintf(`{"contact_id":"c-%d","channel":"sms","body":"Round %d message %d: your tech is on the way"}`,
-					i%100, round, i)
-				if _, err := st.post(ctx, http.MethodPost, "/v1/messages", body, http.StatusAccepted); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
+	err = fanOut(n, func(i int) error {
+		body := fmt.Sprintf(`{"contact_id":"c-%d","channel":"sms","body":"Round %d message %d: your tech is on the way"}`,
+			i%100, round, i)
+		_, err := st.post(ctx, http.MethodPost, "/v1/messages", body, http.StatusAccepted)
+		return err
+	})
+	if err != nil {
 		return 0, err
-	default:
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for st.twilio.Count()-start < n {
@@ -315,16 +297,7 @@ func (st *notifyStack) latency(ctx context.Context, rate float64) (*Latency, err
 		return nil, err
 	}
 	time.Sleep(500 * time.Millisecond)
-	rows, err := st.owner.Query(ctx, `SELECT extract(epoch FROM claimed_at - created_at) FROM messages
-		WHERE created_at >= $1 AND claimed_at IS NOT NULL`, from)
-	if err != nil {
-		return nil, err
-	}
-	secs, err := pgx.CollectRows(rows, pgx.RowTo[float64])
-	if err != nil {
-		return nil, err
-	}
-	return Percentiles(secs), nil
+	return st.startLatency(ctx, from)
 }
 
 // rawAsynq is the baseline: n tasks enqueued by notifyClients goroutines
@@ -347,31 +320,16 @@ func rawAsynq(ctx context.Context, env *Env, n int) (int, error) {
 	defer srv.Shutdown()
 	client := asynq.NewClient(env.RedisOpt)
 	defer client.Close()
-	var next atomic.Int64
-	errs := make(chan error, notifyClients)
-	var wg sync.WaitGroup
-	for range notifyClients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
-				}
-				payload, _ := json.Marshal(map[string]string{"tenant_id": "00000000-0000-0000-0000-000000000000",
-					"message_id": strconv.FormatInt(i, 10)})
-				if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload, asynq.Queue("bench"))); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
+	err := fanOut(n, func(i int) error {
+		payload, _ := json.Marshal(map[string]string{"tenant_id": "00000000-0000-0000-0000-000000000000",
+			"message_id": strconv.Itoa(i)})
+		_, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload, asynq.Queue("bench")))
+		return err
+	})
+	if err != nil {
 		return 0, err
+	}
+	select {
 	case <-finished:
 	case <-time.After(5 * time.Minute):
 		return 0, fmt.Errorf("baseline: only %d of %d tasks ran", done.Load(), n)
@@ -414,4 +372,35 @@ func rawLatency(ctx context.Context, env *Env, rate float64) (*Latency, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	return Percentiles(secs), nil
+}
+
+// fanOut runs fn for items 1..n on notifyClients goroutines, as that many
+// app servers (or enqueuers) would, and returns the first error.
+func fanOut(n int, fn func(i int) error) error {
+	var next atomic.Int64
+	errs := make(chan error, notifyClients)
+	var wg sync.WaitGroup
+	for range notifyClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1))
+				if i > n {
+					return
+				}
+				if err := fn(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
 }
