@@ -224,6 +224,31 @@ func (q *Queries) ExportGet(ctx context.Context, arg ExportGetParams) (Export, e
 	return i, err
 }
 
+const exportHeartbeat = `-- name: ExportHeartbeat :execrows
+UPDATE exports SET heartbeat_at = $1::timestamptz
+WHERE tenant_id = $2 AND id = $3 AND status = 'running' AND attempts = $4
+`
+
+type ExportHeartbeatParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+	Attempt  int32
+}
+
+func (q *Queries) ExportHeartbeat(ctx context.Context, arg ExportHeartbeatParams) (int64, error) {
+	result, err := q.db.Exec(ctx, exportHeartbeat,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+		arg.Attempt,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const exportListExpiring = `-- name: ExportListExpiring :many
 SELECT tenant_id, id, attempts FROM exports
 WHERE status = 'succeeded' AND file_expires_at <= $1::timestamptz

@@ -30,13 +30,15 @@ type ExportRunPayload struct {
 	ExportID uuid.UUID `json:"export_id"`
 }
 
-// Export limits. An attempt proves it is alive by reporting progress (at
-// least every 50,000 rows, and after each file); one silent for
-// exportStale is presumed dead and the export is started again.
+// Export limits. An attempt proves it is alive with a heartbeat every
+// exportHeartbeat, however slowly its rows come (and with each progress
+// report); one silent for exportStale is presumed dead and the export is
+// started again.
 const (
 	exportTimeout     = 2 * time.Hour
 	exportMaxRetry    = 5
-	exportStale       = 5 * time.Minute
+	exportHeartbeat   = 10 * time.Second
+	exportStale       = 6 * exportHeartbeat
 	maxExportAttempts = exportMaxRetry + 3
 	exportResultKeep  = 24 * time.Hour
 	exportBookkeeping = 15 * time.Second
@@ -87,6 +89,9 @@ type ExportRun struct {
 	// TTL is how long a finished export's file is kept (ERRAND_EXPORT_TTL).
 	TTL      time.Duration
 	Exporter *export.Exporter
+	// Heartbeat is how often a running attempt proves it is alive
+	// (exportHeartbeat; tests shorten it).
+	Heartbeat time.Duration
 }
 
 // NewExportRun builds the handler from the shared dependencies.
@@ -222,6 +227,8 @@ func (h *ExportRun) run(ctx context.Context, t *asynq.Task, plan exportPlan) err
 	if err != nil {
 		return h.retryLater(ctx, plan, fmt.Errorf("create export file: %w", err))
 	}
+	ctx, lose := context.WithCancelCause(ctx)
+	defer h.keepAlive(ctx, plan, lose)()
 	req := export.Request{ExportID: e.ID, TenantID: e.TenantID, Scope: export.Scope(e.Scope),
 		Format: export.Format(e.Format), Contact: plan.contact, GeneratedAt: h.Clock.Now()}
 	progress := func(p export.Progress) error { return h.progress(ctx, t, plan, p) }
@@ -233,7 +240,7 @@ func (h *ExportRun) run(ctx context.Context, t *asynq.Task, plan exportPlan) err
 		})
 	if err != nil {
 		w.Abort() //nolint:errcheck // nothing was published
-		if errors.Is(err, errLostClaim) {
+		if errors.Is(err, errLostClaim) || errors.Is(context.Cause(ctx), errLostClaim) {
 			h.Logger.WarnContext(ctx, "export attempt superseded; stopping", "attempt", plan.attempt)
 			return nil
 		}
@@ -282,7 +289,47 @@ func (h *ExportRun) run(ctx context.Context, t *asynq.Task, plan exportPlan) err
 	return nil
 }
 
-// progress records how far the attempt has come, which is also its
+// keepAlive beats the attempt's heartbeat every exportHeartbeat until the
+// returned stop is called, so a live attempt is never taken for dead
+// while PostgreSQL is slow to hand it rows; when another attempt has taken
+// the claim, it cancels this one with errLostClaim.
+func (h *ExportRun) keepAlive(ctx context.Context, plan exportPlan, lose context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		every := h.Heartbeat
+		if every <= 0 {
+			every = exportHeartbeat
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			var n int64
+			err := h.Store.InTenant(ctx, plan.exp.TenantID, func(q *db.Queries) (err error) {
+				n, err = q.ExportHeartbeat(ctx, db.ExportHeartbeatParams{TenantID: plan.exp.TenantID, ID: plan.exp.ID,
+					Attempt: plan.attempt, Now: h.Clock.Now()})
+				return err
+			})
+			if err == nil && n == 0 {
+				lose(errLostClaim)
+				return
+			}
+			// A failed beat is tried again at the next tick; the progress
+			// reports beat too.
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// progress records how far the attempt has come, which is also a
 // heartbeat, on the row and as the task's result.
 func (h *ExportRun) progress(ctx context.Context, t *asynq.Task, plan exportPlan, p export.Progress) error {
 	var n int64

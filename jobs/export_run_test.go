@@ -802,3 +802,59 @@ func TestSupersededAttemptStepsAside(t *testing.T) {
 	checkManifest(t, a)
 	require.Contains(t, f.app.Logs.String(), "export attempt superseded")
 }
+
+// stallingStore stands in for a file store (or a PostgreSQL) so slow that
+// the archive's first write does not return until the attempt ends.
+type stallingStore struct{ filestore.Store }
+
+func (s stallingStore) Create(ctx context.Context, key string) (filestore.Writer, error) {
+	w, err := s.Store.Create(ctx, key)
+	return stallingWriter{Writer: w, ctx: ctx}, err
+}
+
+type stallingWriter struct {
+	filestore.Writer
+	ctx context.Context
+}
+
+func (w stallingWriter) Write(p []byte) (int, error) {
+	<-w.ctx.Done()
+	return 0, context.Cause(w.ctx)
+}
+
+// A live attempt keeps its claim with heartbeats however slowly its rows
+// come, so it is never taken for dead; once another attempt takes the
+// claim over, the heartbeat notices and the stalled attempt stops.
+func TestExportHeartbeatKeepsALiveAttemptAndStopsASupersededOne(t *testing.T) {
+	f := setupExport(t)
+	ctx := context.Background()
+	e := f.insert(t, "tenant", "csv", nil)
+	h := jobs.NewExportRun(f.app.Deps)
+	h.Files = stallingStore{Store: f.app.Files}
+	h.Heartbeat = 20 * time.Millisecond
+
+	done := make(chan error, 1)
+	go func() { done <- h.ProcessTask(ctx, exportTask(e)) }()
+	f.app.Eventually(5*time.Second, "the attempt to claim the export", func() bool { return f.get(t, e).Status == "running" })
+	first := f.get(t, e).HeartbeatAt
+	f.app.Clock.Advance(time.Minute)
+	f.app.Eventually(5*time.Second, "a heartbeat while no row arrives", func() bool {
+		return f.get(t, e).HeartbeatAt.After(*first)
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the stalled attempt ended on its own: %v", err)
+	default:
+	}
+
+	// Another attempt takes the claim (as after a presumed death).
+	_, err := testenv.Owner(t).Exec(ctx, "UPDATE exports SET attempts = attempts + 1 WHERE id = $1", e.ID)
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err, "a superseded attempt steps aside quietly")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the superseded attempt kept running")
+	}
+	require.Equal(t, []string{}, exportFiles(t, f, e), "it published nothing")
+}

@@ -34,6 +34,10 @@ UPDATE exports
 SET rows_done = @rows_done, rows_total = @rows_total, heartbeat_at = @now::timestamptz, updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id AND status = 'running' AND attempts = @attempt;
 
+-- name: ExportHeartbeat :execrows
+UPDATE exports SET heartbeat_at = @now::timestamptz
+WHERE tenant_id = @tenant_id AND id = @id AND status = 'running' AND attempts = @attempt;
+
 -- name: ExportMarkSucceeded :one
 UPDATE exports
 SET status = 'succeeded', file_key = @file_key, bytes = @bytes, sha256 = @sha256, rows_done = @rows_done,
