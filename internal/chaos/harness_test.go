@@ -225,6 +225,16 @@ func (d *database) count(t *testing.T, query string, args ...any) int {
 	return n
 }
 
+// exec runs a statement as the schema owner (past row-level security).
+func (d *database) exec(t *testing.T, query string, args ...any) {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), d.url)
+	require.NoError(t, err)
+	defer c.Close(context.Background())
+	_, err = c.Exec(context.Background(), query, args...)
+	require.NoError(t, err)
+}
+
 // stack is one scenario's Errand: its processes, Redis, database and fake
 // providers, reached through the real HTTP API.
 type stack struct {
