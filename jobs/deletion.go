@@ -311,6 +311,7 @@ func (s *Deletions) Get(ctx context.Context, tenantID, id uuid.UUID) (d db.Delet
 func (s *Deletions) Run(ctx context.Context, tenantID, id uuid.UUID) error {
 	now := s.Clock.Now()
 	var d db.Deletion
+	held := false
 	err := s.Store.InTenant(ctx, tenantID, func(q *db.Queries) error {
 		var err error
 		d, err = q.DeletionLock(ctx, db.DeletionLockParams{TenantID: tenantID, ID: id})
@@ -329,7 +330,8 @@ func (s *Deletions) Run(ctx context.Context, tenantID, id uuid.UUID) error {
 				TenantID: tenantID, ID: id}); err != nil {
 				return err
 			}
-			return ErrDeletionHeld
+			held = true // committed: the record says why it waits
+			return nil
 		}
 		if !db.IsNotFound(err) {
 			return err
@@ -340,9 +342,9 @@ func (s *Deletions) Run(ctx context.Context, tenantID, id uuid.UUID) error {
 		d.Status = DeletionRunning
 		return nil
 	})
-	if errors.Is(err, ErrDeletionHeld) {
+	if err == nil && held {
 		s.Logger.InfoContext(ctx, "deletion waits for a legal hold", "deletion_id", id, "tenant_id", tenantID)
-		return err
+		return ErrDeletionHeld
 	}
 	if err != nil || d.Status != DeletionRunning {
 		return err
