@@ -256,7 +256,9 @@ func (h *RetentionSweep) trimArchive(ctx context.Context, now time.Time) (int, e
 			}
 			deleted := 0
 			for _, t := range tasks {
-				if t.LastFailedAt.Before(cutoff) {
+				// A task archived by hand has no failure time: asynq's
+				// own limit (90 days) applies to it.
+				if !t.LastFailedAt.IsZero() && t.LastFailedAt.Before(cutoff) {
 					if err := h.Inspector.DeleteTask(q, t.ID); err == nil {
 						n++
 						deleted++

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
@@ -515,4 +516,29 @@ func TestPrivacyDeletionRequestCompletesWithErasure(t *testing.T) {
 	got := deletionOf(t, app, a.Key, d)
 	require.Equal(t, "completed", got["status"])
 	require.Equal(t, pr, got["privacy_request_id"])
+}
+
+// asynq's archive (tasks that gave up) is trimmed by the retention sweep
+// after ERRAND_ARCHIVED_TASK_RETENTION (30 days by default), not before.
+func TestRetentionSweepTrimsAsynqArchive(t *testing.T) {
+	app := testapp.New(t)
+	app.StartWorker(1)
+	_, err := app.Client.Enqueue(asynq.NewTask("test:no_such_kind", []byte(`{}`)),
+		asynq.Queue(jobs.QueueMaintenance), asynq.MaxRetry(0), asynq.TaskID("doomed"))
+	require.NoError(t, err)
+	app.Eventually(10*time.Second, "task archived", func() bool {
+		info, err := app.Inspector.GetTaskInfo(jobs.QueueMaintenance, "doomed")
+		return err == nil && info.State == asynq.TaskStateArchived
+	})
+	sweep := jobs.NewRetentionSweep(app.Deps)
+	app.Clock.Advance(29 * day)
+	counts, err := sweep.Sweep(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, counts["asynq_archived"])
+	app.Clock.Advance(2 * day)
+	counts, err = sweep.Sweep(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 1, counts["asynq_archived"])
+	_, err = app.Inspector.GetTaskInfo(jobs.QueueMaintenance, "doomed")
+	require.ErrorIs(t, err, asynq.ErrTaskNotFound)
 }
