@@ -542,3 +542,29 @@ func TestRetentionSweepTrimsAsynqArchive(t *testing.T) {
 	_, err = app.Inspector.GetTaskInfo(jobs.QueueMaintenance, "doomed")
 	require.ErrorIs(t, err, asynq.ErrTaskNotFound)
 }
+
+// A hold on one person stops their erasure (and says so), not others'.
+func TestLegalHoldOnAPersonBlocksTheirErasure(t *testing.T) {
+	app := testapp.New(t)
+	a := app.NewTenant("Acme")
+	putContact(t, app, a.Key, "held", map[string]any{"name": "Held Person"})
+	putContact(t, app, a.Key, "free", map[string]any{"name": "Free Person"})
+	resp := app.Do("POST", "/admin/v1/legal-holds", app.AdminToken,
+		map[string]any{"tenant_id": a.ID.String(), "contact_id": "held", "reason": "litigation"})
+	require.Equalf(t, 201, resp.Status, "body: %s", resp.Body)
+	ctx := context.Background()
+	ids := map[string]string{}
+	for _, c := range []string{"held", "free"} {
+		resp := app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "contact", "contact_id": c})
+		require.Equalf(t, 202, resp.Status, "body: %s", resp.Body)
+		ids[c] = resp.JSON()["id"].(string)
+	}
+	_, err := app.Deletions.Scan(ctx)
+	require.NoError(t, err)
+	held := deletionOf(t, app, a.Key, ids["held"])
+	require.Equal(t, "scheduled", held["status"])
+	require.Equal(t, "litigation", held["waited_for"].(map[string]any)["reason"])
+	require.Equal(t, "completed", deletionOf(t, app, a.Key, ids["free"])["status"])
+	require.Equal(t, 200, app.Do("GET", "/v1/contacts/held", a.Key, nil).Status)
+	requireError(t, app.Do("GET", "/v1/contacts/free", a.Key, nil), 404, "not_found")
+}
