@@ -23,7 +23,7 @@ SET status = $1,
 WHERE tenant_id = $5 AND id = $6
   AND (provider_message_id IS NULL OR provider_message_id = $2)
   AND (status IN ('queued', 'sending') OR (status = 'sent' AND $1 <> 'sent'))
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
 `
 
 type MessageApplyDeliveryStatusParams struct {
@@ -77,6 +77,7 @@ func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApp
 		&i.Slot,
 		&i.BatchID,
 		&i.NoticeID,
+		&i.DeletionID,
 	)
 	return i, err
 }
@@ -84,7 +85,7 @@ func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApp
 const messageCancel = `-- name: MessageCancel :one
 UPDATE messages SET status = 'cancelled', error = NULL, updated_at = $1
 WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued')
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
 `
 
 type MessageCancelParams struct {
@@ -122,8 +123,58 @@ func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (M
 		&i.Slot,
 		&i.BatchID,
 		&i.NoticeID,
+		&i.DeletionID,
 	)
 	return i, err
+}
+
+const messageCancelForDeletion = `-- name: MessageCancelForDeletion :many
+UPDATE messages SET status = 'cancelled', deletion_id = $1, updated_at = $2
+WHERE id IN (SELECT m.id FROM messages m
+             WHERE m.tenant_id = $3 AND m.status IN ('scheduled', 'queued')
+             LIMIT $4)
+RETURNING id, tenant_id, kind
+`
+
+type MessageCancelForDeletionParams struct {
+	DeletionID *uuid.UUID
+	Now        time.Time
+	TenantID   uuid.UUID
+	MaxRows    int32
+}
+
+type MessageCancelForDeletionRow struct {
+	ID       uuid.UUID
+	TenantID uuid.UUID
+	Kind     string
+}
+
+// MessageCancelForDeletion cancels a batch of a cancelled tenant's pending
+// messages, marking them with the deletion so a restore can bring back
+// those whose time has not passed.
+func (q *Queries) MessageCancelForDeletion(ctx context.Context, arg MessageCancelForDeletionParams) ([]MessageCancelForDeletionRow, error) {
+	rows, err := q.db.Query(ctx, messageCancelForDeletion,
+		arg.DeletionID,
+		arg.Now,
+		arg.TenantID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MessageCancelForDeletionRow{}
+	for rows.Next() {
+		var i MessageCancelForDeletionRow
+		if err := rows.Scan(&i.ID, &i.TenantID, &i.Kind); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const messageClaim = `-- name: MessageClaim :exec
@@ -162,13 +213,29 @@ func (q *Queries) MessageClaim(ctx context.Context, arg MessageClaimParams) erro
 	return err
 }
 
+const messageCountForDeletion = `-- name: MessageCountForDeletion :one
+SELECT count(*) FROM messages WHERE tenant_id = $1 AND deletion_id = $2 AND status = 'cancelled'
+`
+
+type MessageCountForDeletionParams struct {
+	TenantID   uuid.UUID
+	DeletionID *uuid.UUID
+}
+
+func (q *Queries) MessageCountForDeletion(ctx context.Context, arg MessageCountForDeletionParams) (int64, error) {
+	row := q.db.QueryRow(ctx, messageCountForDeletion, arg.TenantID, arg.DeletionID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const messageCreate = `-- name: MessageCreate :one
 INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, status, send_at, due_at,
                       enqueued_at, appointment_id, location_id, slot, error, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $15)
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
 `
 
 type MessageCreateParams struct {
@@ -234,6 +301,7 @@ func (q *Queries) MessageCreate(ctx context.Context, arg MessageCreateParams) (M
 		&i.Slot,
 		&i.BatchID,
 		&i.NoticeID,
+		&i.DeletionID,
 	)
 	return i, err
 }
@@ -326,7 +394,7 @@ func (q *Queries) MessageForgetEnqueued(ctx context.Context) (int64, error) {
 }
 
 const messageGet = `-- name: MessageGet :one
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id FROM messages WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id FROM messages WHERE tenant_id = $1 AND id = $2
 `
 
 type MessageGetParams struct {
@@ -363,6 +431,7 @@ func (q *Queries) MessageGet(ctx context.Context, arg MessageGetParams) (Message
 		&i.Slot,
 		&i.BatchID,
 		&i.NoticeID,
+		&i.DeletionID,
 	)
 	return i, err
 }
@@ -498,7 +567,7 @@ func (q *Queries) MessageListUndispatched(ctx context.Context, arg MessageListUn
 }
 
 const messageLock = `-- name: MessageLock :one
-SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, m.appointment_id, m.location_id, m.slot, m.batch_id, m.notice_id, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
+SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, m.appointment_id, m.location_id, m.slot, m.batch_id, m.notice_id, m.deletion_id, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
        t.owner_email AS tenant_owner_email, c.timezone AS contact_timezone, t.timezone AS tenant_timezone,
        l.timezone AS location_timezone, l.settings AS location_settings
 FROM messages m
@@ -559,6 +628,7 @@ func (q *Queries) MessageLock(ctx context.Context, arg MessageLockParams) (Messa
 		&i.Message.Slot,
 		&i.Message.BatchID,
 		&i.Message.NoticeID,
+		&i.Message.DeletionID,
 		&i.ContactPhone,
 		&i.ContactEmail,
 		&i.TenantName,
@@ -623,6 +693,27 @@ func (q *Queries) MessageProviderIDTaken(ctx context.Context, arg MessageProvide
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
+}
+
+const messageRestoreForDeletion = `-- name: MessageRestoreForDeletion :execrows
+UPDATE messages SET status = 'scheduled', deletion_id = NULL, enqueued_at = NULL, error = NULL, updated_at = $1
+WHERE tenant_id = $2 AND deletion_id = $3 AND status = 'cancelled' AND due_at > $1
+`
+
+type MessageRestoreForDeletionParams struct {
+	Now        time.Time
+	TenantID   uuid.UUID
+	DeletionID *uuid.UUID
+}
+
+// MessageRestoreForDeletion brings back a restored tenant's messages whose
+// time has not passed; the dispatcher enqueues them again.
+func (q *Queries) MessageRestoreForDeletion(ctx context.Context, arg MessageRestoreForDeletionParams) (int64, error) {
+	result, err := q.db.Exec(ctx, messageRestoreForDeletion, arg.Now, arg.TenantID, arg.DeletionID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const messageRetryLater = `-- name: MessageRetryLater :exec

@@ -35,6 +35,16 @@ type Appointment struct {
 	UpdatedAt  time.Time
 }
 
+type BillingRecord struct {
+	ID          uuid.UUID
+	TenantID    uuid.UUID
+	Description string
+	AmountCents int64
+	Currency    string
+	OccurredAt  time.Time
+	CreatedAt   time.Time
+}
+
 type ConsoleSession struct {
 	TokenHash  []byte
 	CsrfToken  string
@@ -106,6 +116,33 @@ type CredentialReview struct {
 	CreatedAt    time.Time
 }
 
+type Deletion struct {
+	ID               uuid.UUID
+	TenantID         uuid.UUID
+	Scope            string
+	ContactID        *uuid.UUID
+	Reason           string
+	Minor            bool
+	Status           string
+	PurgeAfter       time.Time
+	PrivacyRequestID *uuid.UUID
+	Counts           json.RawMessage
+	Step             int32
+	Cursor           *uuid.UUID
+	HoldID           *uuid.UUID
+	HoldReason       *string
+	HeldSince        *time.Time
+	HeldUntil        *time.Time
+	RestoredMessages *int32
+	ExpiredMessages  *int32
+	EnqueuedAt       *time.Time
+	StartedAt        *time.Time
+	CompletedAt      *time.Time
+	CancelledAt      *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
 type Export struct {
 	ID               uuid.UUID
 	TenantID         uuid.UUID
@@ -141,6 +178,17 @@ type IdempotencyKey struct {
 	ResponseBody   []byte
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
+}
+
+type LegalHold struct {
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	ContactID  *uuid.UUID
+	Reason     string
+	PlacedBy   string
+	PlacedAt   time.Time
+	ReleasedBy *string
+	ReleasedAt *time.Time
 }
 
 type Location struct {
@@ -190,6 +238,7 @@ type Message struct {
 	Slot              *string
 	BatchID           *uuid.UUID
 	NoticeID          *uuid.UUID
+	DeletionID        *uuid.UUID
 }
 
 type MessageBatch struct {
@@ -254,6 +303,25 @@ type Pro struct {
 	CreatedAt  time.Time
 }
 
+type RetentionPolicy struct {
+	ID        uuid.UUID
+	TenantID  *uuid.UUID
+	What      string
+	Days      int32
+	MinDays   int32
+	Action    string
+	Note      string
+	UpdatedAt time.Time
+}
+
+type RetentionRun struct {
+	ID     int64
+	RanAt  time.Time
+	What   string
+	Action string
+	Rows   int64
+}
+
 type SecurityEvent struct {
 	ID         int64
 	OccurredAt time.Time
@@ -295,6 +363,8 @@ type Tenant struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	OwnerEmail    *string
+	CancelledAt   *time.Time
+	PurgedAt      *time.Time
 }
 
 type Verification struct {

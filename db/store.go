@@ -116,6 +116,23 @@ func (s *Store) AsSystem(ctx context.Context, fn func(q *Queries) error) error {
 	return s.inTx(ctx, "errand.scope", "system", fn)
 }
 
+// AsSystemTx is AsSystem for raw SQL that sqlc cannot express (the
+// table-driven retention sweep): fn gets the pgx transaction itself.
+func (s *Store) AsSystemTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SELECT set_config('errand.scope', 'system', true)"})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
 // inTx runs fn in a transaction scoped by setting = value. The scope is
 // set by the statement that begins the transaction (one round trip, not
 // two); setting and value come from this file only (a constant name, and

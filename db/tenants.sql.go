@@ -12,10 +12,41 @@ import (
 	"github.com/google/uuid"
 )
 
+const tenantCancel = `-- name: TenantCancel :one
+UPDATE tenants SET status = 'cancelled', cancelled_at = $1, updated_at = $1
+WHERE id = $2 AND status = 'active'
+RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email, cancelled_at, purged_at
+`
+
+type TenantCancelParams struct {
+	Now *time.Time
+	ID  uuid.UUID
+}
+
+// TenantCancel marks a tenant cancelled at once: its keys stop working
+// (except for its deletion and exports) in the same transaction.
+func (q *Queries) TenantCancel(ctx context.Context, arg TenantCancelParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantCancel, arg.Now, arg.ID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Timezone,
+		&i.DefaultRegion,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.OwnerEmail,
+		&i.CancelledAt,
+		&i.PurgedAt,
+	)
+	return i, err
+}
+
 const tenantCreate = `-- name: TenantCreate :one
 INSERT INTO tenants (name, timezone, default_region, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $4)
-RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email
+RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email, cancelled_at, purged_at
 `
 
 type TenantCreateParams struct {
@@ -42,12 +73,14 @@ func (q *Queries) TenantCreate(ctx context.Context, arg TenantCreateParams) (Ten
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.OwnerEmail,
+		&i.CancelledAt,
+		&i.PurgedAt,
 	)
 	return i, err
 }
 
 const tenantFindByName = `-- name: TenantFindByName :one
-SELECT id, name, timezone, default_region, status, created_at, updated_at, owner_email FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1
+SELECT id, name, timezone, default_region, status, created_at, updated_at, owner_email, cancelled_at, purged_at FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1
 `
 
 func (q *Queries) TenantFindByName(ctx context.Context, name string) (Tenant, error) {
@@ -62,12 +95,14 @@ func (q *Queries) TenantFindByName(ctx context.Context, name string) (Tenant, er
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.OwnerEmail,
+		&i.CancelledAt,
+		&i.PurgedAt,
 	)
 	return i, err
 }
 
 const tenantGet = `-- name: TenantGet :one
-SELECT id, name, timezone, default_region, status, created_at, updated_at, owner_email FROM tenants WHERE id = $1
+SELECT id, name, timezone, default_region, status, created_at, updated_at, owner_email, cancelled_at, purged_at FROM tenants WHERE id = $1
 `
 
 func (q *Queries) TenantGet(ctx context.Context, id uuid.UUID) (Tenant, error) {
@@ -82,13 +117,61 @@ func (q *Queries) TenantGet(ctx context.Context, id uuid.UUID) (Tenant, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.OwnerEmail,
+		&i.CancelledAt,
+		&i.PurgedAt,
+	)
+	return i, err
+}
+
+const tenantMarkPurged = `-- name: TenantMarkPurged :exec
+UPDATE tenants SET name = 'purged tenant', owner_email = NULL, purged_at = $1, updated_at = $1
+WHERE id = $2
+`
+
+type TenantMarkPurgedParams struct {
+	Now *time.Time
+	ID  uuid.UUID
+}
+
+// TenantMarkPurged keeps the row (the certificate, the retained logs and
+// billing records hang on it) without anything personal.
+func (q *Queries) TenantMarkPurged(ctx context.Context, arg TenantMarkPurgedParams) error {
+	_, err := q.db.Exec(ctx, tenantMarkPurged, arg.Now, arg.ID)
+	return err
+}
+
+const tenantRestore = `-- name: TenantRestore :one
+UPDATE tenants SET status = 'active', cancelled_at = NULL, updated_at = $1
+WHERE id = $2 AND status = 'cancelled' AND purged_at IS NULL
+RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email, cancelled_at, purged_at
+`
+
+type TenantRestoreParams struct {
+	Now time.Time
+	ID  uuid.UUID
+}
+
+func (q *Queries) TenantRestore(ctx context.Context, arg TenantRestoreParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantRestore, arg.Now, arg.ID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Timezone,
+		&i.DefaultRegion,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.OwnerEmail,
+		&i.CancelledAt,
+		&i.PurgedAt,
 	)
 	return i, err
 }
 
 const tenantSetOwnerEmail = `-- name: TenantSetOwnerEmail :one
 UPDATE tenants SET owner_email = $1, updated_at = $2 WHERE id = $3
-RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email
+RETURNING id, name, timezone, default_region, status, created_at, updated_at, owner_email, cancelled_at, purged_at
 `
 
 type TenantSetOwnerEmailParams struct {
@@ -109,6 +192,8 @@ func (q *Queries) TenantSetOwnerEmail(ctx context.Context, arg TenantSetOwnerEma
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.OwnerEmail,
+		&i.CancelledAt,
+		&i.PurgedAt,
 	)
 	return i, err
 }

@@ -90,6 +90,15 @@ type Deps struct {
 	ExportTTL time.Duration
 	// Limits are the providers' rate limits, shared through Redis (nil = none).
 	Limits *SendLimits
+	// DeletionGrace is a cancelled tenant's grace period before its purge
+	// (ERRAND_DELETION_GRACE; 0 = 90 days).
+	DeletionGrace time.Duration
+	// PurgeBatch is the rows per transaction of purges, erasures and the
+	// retention sweep (ERRAND_PURGE_BATCH; 0 = 2000).
+	PurgeBatch int
+	// ArchivedTaskRetention is how long asynq's archived (given-up) tasks
+	// are kept (ERRAND_ARCHIVED_TASK_RETENTION; 0 = 30 days).
+	ArchivedTaskRetention time.Duration
 }
 
 // kind is one task type's handler and what to do when asynq gives up on it.
@@ -105,6 +114,7 @@ func kinds(d Deps) map[string]kind {
 	send := NewMessageSend(d)
 	credentialVerify := NewCredentialVerify(d)
 	exportRun := NewExportRun(d)
+	deletions := NewDeletions(d)
 	return map[string]kind{
 		TypeMessageSend:  {handler: send, giveUp: send.GiveUp},
 		TypeDispatchScan: {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},
@@ -116,6 +126,10 @@ func kinds(d Deps) map[string]kind {
 		TypeExportRun:        {handler: exportRun, giveUp: exportRun.GiveUp},
 		TypeExportExpire:     {handler: NewExportExpire(d)},
 		TypePrivacyDeadlines: {handler: NewPrivacyDeadlines(d)},
+		// Deletions and retention.
+		TypeDeletionRun:    {handler: deletions},
+		TypeDeletionScan:   {handler: deletionScan{deletions}},
+		TypeRetentionSweep: {handler: NewRetentionSweep(d)},
 	}
 }
 
@@ -296,5 +310,8 @@ func Periodic(dispatchEvery time.Duration) []periodic.Entry {
 		{Name: "credential-expiry", Every: time.Hour, Type: TypeCredentialExpiryWatch, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "export-expire", Every: 10 * time.Minute, Type: TypeExportExpire, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "privacy-deadlines", Every: 15 * time.Minute, Type: TypePrivacyDeadlines, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
+		// Purges whose grace period ended (and any a crash interrupted).
+		{Name: "deletion-scan", Every: 15 * time.Minute, Type: TypeDeletionScan, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
+		{Name: "retention-sweep", Every: 24 * time.Hour, Type: TypeRetentionSweep, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
 	}
 }

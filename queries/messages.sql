@@ -136,3 +136,22 @@ RETURNING *;
 -- lookup by the provider's unique ID, never a scan.
 -- name: MessageFindByProvider :one
 SELECT tenant_id, id, channel, destination, status FROM messages WHERE provider_message_id = @provider_message_id;
+
+-- MessageCancelForDeletion cancels a batch of a cancelled tenant's pending
+-- messages, marking them with the deletion so a restore can bring back
+-- those whose time has not passed.
+-- name: MessageCancelForDeletion :many
+UPDATE messages SET status = 'cancelled', deletion_id = @deletion_id, updated_at = @now
+WHERE id IN (SELECT m.id FROM messages m
+             WHERE m.tenant_id = @tenant_id AND m.status IN ('scheduled', 'queued')
+             LIMIT @max_rows)
+RETURNING id, tenant_id, kind;
+
+-- MessageRestoreForDeletion brings back a restored tenant's messages whose
+-- time has not passed; the dispatcher enqueues them again.
+-- name: MessageRestoreForDeletion :execrows
+UPDATE messages SET status = 'scheduled', deletion_id = NULL, enqueued_at = NULL, error = NULL, updated_at = @now
+WHERE tenant_id = @tenant_id AND deletion_id = @deletion_id AND status = 'cancelled' AND due_at > @now;
+
+-- name: MessageCountForDeletion :one
+SELECT count(*) FROM messages WHERE tenant_id = @tenant_id AND deletion_id = @deletion_id AND status = 'cancelled';

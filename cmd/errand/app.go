@@ -82,6 +82,7 @@ func newApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app, err
 		Store: a.store, Clock: a.clock, Logger: a.logger, Metrics: a.metrics, Dispatcher: a.dispatcher,
 		SMS: a.smsSender(), Email: a.emailSender(), Retry: jobs.DefaultRetry, Files: a.files,
 		Pseudonyms: pseudonym.New(cfg.SecretKey), ExportTTL: cfg.ExportTTL,
+		DeletionGrace: cfg.DeletionGrace, PurgeBatch: cfg.PurgeBatch, ArchivedTaskRetention: cfg.ArchivedTaskRetention,
 		Renderers: map[string]jobs.Renderer{
 			jobs.MessageKindVerification: &jobs.VerificationRenderer{Codes: otp.New(cfg.SecretKey), Clock: a.clock},
 		},
@@ -133,6 +134,8 @@ func (a *app) intake() *intake.Server {
 		Store: a.store, Clock: a.clock, Logger: a.logger, SecLog: a.seclog, AdminToken: a.cfg.AdminToken,
 		Redis: a.redisOpt, PublicURL: a.cfg.PublicURL,
 	})
+	deletions := jobs.NewDeletions(a.deps)
+	deletions.Client = a.client
 	return intake.NewServer(intake.Deps{
 		Store: a.store, Redis: a.redis, Inspector: a.inspector, Dispatcher: a.dispatcher, Clock: a.clock,
 		Logger: a.logger, Metrics: a.metrics, Limiter: ratelimit.New(a.redis), SecLog: a.seclog, Files: a.files,
@@ -145,6 +148,7 @@ func (a *app) intake() *intake.Server {
 		Console:    a.console,
 		Pseudonyms: a.deps.Pseudonyms, TwilioAuthToken: a.cfg.Twilio.AuthToken,
 		ResendWebhookSecret: a.cfg.Resend.WebhookSecret,
+		DeletionSvc:         deletions, Deletions: deletions,
 	})
 }
 

@@ -36,7 +36,11 @@ type Config struct {
 	DispatchInterval  time.Duration // ERRAND_DISPATCH_INTERVAL: due-scan and reconciler period
 	DispatchHorizon   time.Duration // ERRAND_DISPATCH_HORIZON: how far ahead tasks are put in Redis
 	ExportTTL         time.Duration // ERRAND_EXPORT_TTL: how long export files are kept
-	LogLevel          slog.Level    // ERRAND_LOG_LEVEL
+	// Deletions and retention.
+	DeletionGrace         time.Duration // ERRAND_DELETION_GRACE: a cancelled tenant's grace period before its purge
+	PurgeBatch            int           // ERRAND_PURGE_BATCH: rows per transaction of purges, erasures and the retention sweep
+	ArchivedTaskRetention time.Duration // ERRAND_ARCHIVED_TASK_RETENTION: how long asynq keeps tasks that gave up
+	LogLevel              slog.Level    // ERRAND_LOG_LEVEL
 
 	// Verification codes and credentials of professionals.
 	VerifyPerAddress   int   // ERRAND_VERIFY_PER_ADDRESS: codes per hour to one address, whichever tenant asks
@@ -149,6 +153,10 @@ func Load(getenv func(string) string) (Config, error) {
 		CredentialMaxBytes: int64(num("ERRAND_CREDENTIAL_MAX_BYTES", 10<<20)),
 
 		ExportTTL: dur("ERRAND_EXPORT_TTL", 7*24*time.Hour),
+
+		DeletionGrace:         dur("ERRAND_DELETION_GRACE", 90*24*time.Hour),
+		PurgeBatch:            num("ERRAND_PURGE_BATCH", 2000),
+		ArchivedTaskRetention: dur("ERRAND_ARCHIVED_TASK_RETENTION", 30*24*time.Hour),
 
 		TaskCheckInterval: dur("ERRAND_TASK_CHECK_INTERVAL", 20*time.Millisecond),
 		SMSRate:           num("ERRAND_SMS_RATE", 100),

@@ -349,6 +349,44 @@ func (l *Local) Delete(_ context.Context, key string) error {
 	return nil
 }
 
+// DeletePrefix removes every file whose key starts with prefix (a folder
+// such as "tenants/<id>/"), partial files included, and reports how many
+// it removed. Removing what is already gone is no error.
+func (l *Local) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	prefix = strings.TrimSuffix(prefix, "/")
+	p, err := l.path(prefix)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("filestore: delete %s: %w", prefix, err)
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return n, fmt.Errorf("filestore: delete %s: %w", prefix, err)
+	}
+	return n, nil
+}
+
 // Exists implements Store.
 func (l *Local) Exists(_ context.Context, key string) (bool, error) {
 	p, err := l.path(key)

@@ -108,7 +108,9 @@ func TestDeletionRequestStartsADeletionOnceApproved(t *testing.T) {
 	require.Equal(t, "received", r["status"])
 	id := r["id"].(string)
 
-	// Without a starter: approved, awaiting fulfilment.
+	// Without a starter: approved, awaiting fulfilment. (testapp wires the
+	// real deletions service; this test is about the wiring itself.)
+	f.app.Server.Deletions = nil
 	got := f.move(t, id, "approved", http.StatusOK)
 	require.Equal(t, "approved", got["status"])
 	require.Nil(t, got["deletion_id"])

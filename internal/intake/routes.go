@@ -73,4 +73,15 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/privacy-requests/{id}/transitions", s.tenant(s.idempotent(s.handlePrivacyRequestTransition)))
 	m.Handle("GET /admin/v1/privacy-requests", s.admin(s.handleAdminPrivacyRequests))
 	m.Handle("PUT /admin/v1/tenants/{id}/privacy-settings", s.admin(s.handleAdminPrivacySettings))
+
+	// Deletions and retention (issue 7). A cancelled tenant can still read
+	// and cancel its deletion (the restore).
+	m.Handle("POST /v1/deletions", s.tenant(s.idempotent(s.handleDeletionCreate)))
+	m.Handle("GET /v1/deletions/{id}", s.tenant(s.handleDeletionGet, allowCancelled))
+	m.Handle("DELETE /v1/deletions/{id}", s.tenant(s.handleDeletionCancel, allowCancelled))
+	m.Handle("POST /admin/v1/legal-holds", s.admin(s.idempotent(s.handleLegalHoldPlace)))
+	m.Handle("DELETE /admin/v1/legal-holds/{id}", s.admin(s.handleLegalHoldRelease))
+	m.Handle("GET /admin/v1/tenants/{id}/retention-policies", s.admin(s.handleRetentionPoliciesGet))
+	m.Handle("PUT /admin/v1/tenants/{id}/retention-policies/{what}", s.admin(s.handleRetentionPolicyPut))
+	m.Handle("DELETE /admin/v1/tenants/{id}/retention-policies/{what}", s.admin(s.handleRetentionPolicyDelete))
 }

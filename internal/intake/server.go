@@ -54,6 +54,10 @@ type Deps struct {
 	// Deletions starts the deletion of an approved deletion request; nil =
 	// approved requests wait for fulfilment by hand.
 	Deletions DeletionStarter
+	// DeletionSvc serves /v1/deletions (jobs.Deletions); nil = not
+	// available. When set and Deletions is not, it also fulfils approved
+	// deletion requests.
+	DeletionSvc DeletionService
 	// Pseudonyms hash the addresses webhooks opt out (suppression list).
 	Pseudonyms *pseudonym.Hasher
 	// TwilioAuthToken verifies Twilio's webhook signatures ("" = refuse them).
@@ -75,6 +79,9 @@ type Server struct {
 func NewServer(d Deps) *Server {
 	s := &Server{Deps: d, logger: d.Logger, mux: http.NewServeMux(),
 		accounts: &account.Service{Store: d.Store, Clock: d.Clock, SecLog: d.SecLog}}
+	if s.Deletions == nil && d.DeletionSvc != nil {
+		s.Deletions = d.DeletionSvc
+	}
 	if d.SecretKey != "" {
 		s.links = downloadlink.New(d.SecretKey, d.Clock)
 	}

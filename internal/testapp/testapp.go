@@ -72,6 +72,9 @@ type App struct {
 	AdminToken string
 	Logs       *Buffer
 	Logger     *slog.Logger
+	// Deletions is the deletions service the intake uses (its Client
+	// enqueues erasures; tests may also Run and Scan it directly).
+	Deletions *jobs.Deletions
 	// ResendWebhookSecret signs the Resend (Svix) webhooks tests send.
 	ResendWebhookSecret string
 }
@@ -146,12 +149,15 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	con := console.New(console.Config{Store: a.Store, Clock: a.Clock, Logger: a.Logger, SecLog: a.SecLog,
 		AdminToken: a.AdminToken, Redis: a.RedisOpt})
 	t.Cleanup(func() { con.Close() })
+	a.Deletions = jobs.NewDeletions(a.Deps)
+	a.Deletions.Client = a.Client
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
 		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
 		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit, Verify: o.Verify, SecretKey: testSecret,
 		Console:    con,
 		Pseudonyms: a.Deps.Pseudonyms, TwilioAuthToken: a.Twilio.AuthToken, ResendWebhookSecret: a.ResendWebhookSecret,
+		DeletionSvc: a.Deletions, Deletions: a.Deletions,
 	})
 	a.HTTP = httptest.NewServer(a.Server)
 	t.Cleanup(a.HTTP.Close)

@@ -1,0 +1,277 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/clock"
+)
+
+// TypeRetentionSweep is the daily sweep that applies the retention
+// policies (db/migrations/0050_deletions.sql seeds them): whatever is
+// older than its policy allows is deleted (or anonymised) in batches,
+// skipping data under a legal hold, and each policy's count is recorded
+// in retention_runs. It also trims asynq's archive in Redis.
+const TypeRetentionSweep = "maintenance:retention_sweep"
+
+// DefaultArchivedTaskRetention is how long asynq keeps a task that gave up
+// (its archive, shown in the console for ops to retry or inspect). asynq's
+// own limit is 90 days or 10,000 tasks; Errand keeps them 30 days. Task
+// payloads hold IDs only, but nothing should linger longer than needed.
+// Completed tasks are kept only where a kind asks (asynq.Retention: export
+// results a day, periodic tasks two periods; everything else not at all).
+const DefaultArchivedTaskRetention = 30 * 24 * time.Hour
+
+// retentionTarget is where one policy applies: the table, its time
+// column, and what "anonymise" means for it ("" = it has no personal
+// fields to strip, so anonymise deletes, the stricter reading).
+type retentionTarget struct {
+	what      string
+	table     string
+	timeCol   string
+	contactOK bool // the table has contact_id (a held person's rows are skipped)
+	anonymise string
+	// extra narrows what the policy may touch.
+	extra string
+}
+
+// retentionTargets lists what each policy governs. A new kind of retained
+// record is one line here and one CHECK value in retention_policies.what.
+var retentionTargets = []retentionTarget{
+	{what: "message_logs", table: "messages", timeCol: "created_at", contactOK: true,
+		anonymise: messagesAnonymiseSystem,
+		// Only finished messages: never one still to send.
+		extra: "status NOT IN ('scheduled', 'queued', 'sending')"},
+	{what: "opt_out_records", table: "suppression_events", timeCol: "occurred_at"},
+	// A purged tenant's suppression list is kept as long as its opt-out
+	// records; a live tenant's is the opt-out itself and never expires.
+	{what: "opt_out_records", table: "suppressions", timeCol: "created_at",
+		extra: "tenant_id IN (SELECT id FROM tenants WHERE purged_at IS NOT NULL)"},
+	{what: "billing_records", table: "billing_records", timeCol: "occurred_at"},
+	{what: "security_logs", table: "security_events", timeCol: "occurred_at"},
+}
+
+const messagesAnonymiseSystem = `body = '', subject = NULL, destination = NULL, error = NULL, contact_id = NULL,
+	appointment_id = NULL, location_id = NULL, batch_id = NULL`
+
+// RetentionSweep applies the retention policies.
+type RetentionSweep struct {
+	Store     *db.Store
+	Clock     clock.Clock
+	Logger    *slog.Logger
+	Inspector *asynq.Inspector
+	Batch     int
+	// ArchivedTasks is how long asynq's archived tasks are kept (0 = 30 days).
+	ArchivedTasks time.Duration
+}
+
+// NewRetentionSweep builds the sweep from the shared dependencies.
+func NewRetentionSweep(d Deps) *RetentionSweep {
+	r := &RetentionSweep{Store: d.Store, Clock: d.Clock, Logger: d.Logger, Batch: d.PurgeBatch,
+		ArchivedTasks: d.ArchivedTaskRetention}
+	if d.Dispatcher != nil {
+		r.Inspector = d.Dispatcher.Inspector
+	}
+	return r
+}
+
+// ProcessTask implements asynq.Handler; the counts are the task's result.
+func (h *RetentionSweep) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	counts, err := h.Sweep(ctx)
+	if w := t.ResultWriter(); w != nil {
+		out, _ := json.Marshal(counts)
+		w.Write(out) //nolint:errcheck // informational
+	}
+	return err
+}
+
+// Sweep applies every policy once and returns what it removed per
+// table ("<table>" or "<table>:anonymised", and "asynq_archived").
+func (h *RetentionSweep) Sweep(ctx context.Context) (map[string]int64, error) {
+	batch := h.Batch
+	if batch <= 0 {
+		batch = 2000
+	}
+	now := h.Clock.Now()
+	counts := map[string]int64{}
+	var defaults []db.RetentionPolicy
+	err := h.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
+		defaults, err = q.RetentionPolicyDefaults(ctx)
+		return err
+	})
+	if err != nil {
+		return counts, fmt.Errorf("read retention policies: %w", err)
+	}
+	byWhat := map[string]db.RetentionPolicy{}
+	for _, p := range defaults {
+		byWhat[p.What] = p
+	}
+	for _, tg := range retentionTargets {
+		p, ok := byWhat[tg.what]
+		if !ok {
+			continue
+		}
+		n, key, err := h.apply(ctx, tg, p, now, batch)
+		counts[key] += n
+		if err != nil {
+			return counts, err
+		}
+		if n > 0 {
+			err := h.Store.AsSystem(ctx, func(q *db.Queries) error {
+				return q.RetentionRunRecord(ctx, db.RetentionRunRecordParams{RanAt: now, What: tg.what + ":" + tg.table,
+					Action: p.Action, Rows: n})
+			})
+			if err != nil {
+				return counts, err
+			}
+		}
+	}
+	n, err := h.trimArchive(ctx, now)
+	counts["asynq_archived"] = int64(n)
+	if err != nil {
+		return counts, err
+	}
+	h.Logger.InfoContext(ctx, "retention sweep done", "counts", counts)
+	return counts, nil
+}
+
+// apply runs one target to the end: first the default cutoff for every
+// tenant (a tenant's override is stricter, so this is within its policy
+// too), then each tenant override's own cutoff. Rows of held tenants and
+// held people are skipped.
+func (h *RetentionSweep) apply(ctx context.Context, tg retentionTarget, p db.RetentionPolicy, now time.Time, batch int) (int64, string, error) {
+	key := tg.table
+	anonymise := p.Action == "anonymise" && tg.anonymise != ""
+	if anonymise {
+		key += ":anonymised"
+	}
+	held := `NOT EXISTS (SELECT FROM legal_holds h WHERE h.tenant_id = x.tenant_id AND h.released_at IS NULL`
+	if tg.contactOK {
+		held += ` AND (h.contact_id IS NULL OR h.contact_id = x.contact_id))`
+	} else {
+		held += `)`
+	}
+	where := fmt.Sprintf("x.%s < $1 AND %s", pgx.Identifier{tg.timeCol}.Sanitize(), held)
+	if tg.extra != "" {
+		where += " AND (" + tg.extra + ")"
+	}
+	if anonymise {
+		where += " AND (x.body <> '' OR x.destination IS NOT NULL OR x.contact_id IS NOT NULL)"
+	}
+	table := pgx.Identifier{tg.table}.Sanitize()
+	var sql string
+	if anonymise {
+		sql = fmt.Sprintf("UPDATE %s SET %s WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM %s x WHERE %%s LIMIT $2))",
+			table, tg.anonymise, table)
+	} else {
+		sql = fmt.Sprintf("DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM %s x WHERE %%s LIMIT $2))", table, table)
+	}
+	run := func(cond string, cutoff time.Time, args ...any) (int64, error) {
+		var total int64
+		for {
+			if err := ctx.Err(); err != nil {
+				return total, err
+			}
+			var n int64
+			err := h.Store.AsSystemTx(ctx, func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, fmt.Sprintf(sql, cond), append([]any{cutoff, batch}, args...)...)
+				n = tag.RowsAffected()
+				return err
+			})
+			total += n
+			if err != nil {
+				return total, fmt.Errorf("retention %s: %w", tg.table, err)
+			}
+			if n < int64(batch) {
+				return total, nil
+			}
+		}
+	}
+	total, err := run(where, now.AddDate(0, 0, -int(p.Days)))
+	if err != nil {
+		return total, key, err
+	}
+	// Tenants with a stricter override of this policy.
+	type override struct {
+		tenant uuid.UUID
+		days   int32
+	}
+	var overrides []override
+	err = h.Store.AsSystemTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT tenant_id, days FROM retention_policies WHERE tenant_id IS NOT NULL AND what = $1`, tg.what)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o override
+			if err := rows.Scan(&o.tenant, &o.days); err != nil {
+				return err
+			}
+			overrides = append(overrides, o)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return total, key, err
+	}
+	for _, o := range overrides {
+		n, err := run(where+" AND x.tenant_id = $3", now.AddDate(0, 0, -int(o.days)), o.tenant)
+		total += n
+		if err != nil {
+			return total, key, err
+		}
+	}
+	return total, key, nil
+}
+
+// trimArchive deletes asynq's archived tasks older than the retention.
+func (h *RetentionSweep) trimArchive(ctx context.Context, now time.Time) (int, error) {
+	if h.Inspector == nil {
+		return 0, nil
+	}
+	keep := h.ArchivedTasks
+	if keep <= 0 {
+		keep = DefaultArchivedTaskRetention
+	}
+	cutoff := now.Add(-keep)
+	queues, err := h.Inspector.Queues()
+	if err != nil {
+		return 0, fmt.Errorf("list queues: %w", err)
+	}
+	n := 0
+	for _, q := range queues {
+		for page := 1; ; page++ {
+			tasks, err := h.Inspector.ListArchivedTasks(q, asynq.PageSize(500), asynq.Page(page))
+			if err != nil {
+				return n, fmt.Errorf("list archived tasks: %w", err)
+			}
+			deleted := 0
+			for _, t := range tasks {
+				// A task archived by hand has no failure time: asynq's
+				// own limit (90 days) applies to it.
+				if !t.LastFailedAt.IsZero() && t.LastFailedAt.Before(cutoff) {
+					if err := h.Inspector.DeleteTask(q, t.ID); err == nil {
+						n++
+						deleted++
+					}
+				}
+			}
+			if len(tasks) < 500 {
+				break
+			}
+			if deleted > 0 {
+				page-- // the page moved up under us
+			}
+		}
+	}
+	return n, nil
+}
