@@ -273,9 +273,10 @@ func TestTenantExportCSV(t *testing.T) {
 	a := f.open(t, e)
 	checkManifest(t, a)
 
-	want := []string{"README.txt", "account.csv", "api_keys.csv", "contacts.csv", "messages.csv", "opt_outs.csv",
-		"opt_out_history.csv", "exports.csv", "privacy_requests.csv", "privacy_request_history.csv", "security_log.csv",
-		"manifest.json"}
+	want := []string{"README.txt", "account.csv", "api_keys.csv", "contacts.csv", "messages.csv", "locations.csv",
+		"location_templates.csv", "appointments.csv", "opt_outs.csv", "opt_out_history.csv", "verifications.csv",
+		"credentials.csv", "credential_reviews.csv", "deletions.csv", "exports.csv", "privacy_requests.csv",
+		"privacy_request_history.csv", "security_log.csv", "manifest.json"}
 	require.Equal(t, want, a.names(), "README first, manifest last, one file per table")
 	require.Equal(t, "errand-export", a.manifest.Format)
 	require.Equal(t, e.ID.String(), a.manifest.ExportID)
@@ -414,8 +415,8 @@ func TestDocumentsSourceCopiesStoredFiles(t *testing.T) {
 	require.NoError(t, err)
 	h := jobs.NewExportRun(f.app.Deps)
 	h.Exporter.Sources = append(h.Exporter.Sources, export.Source{
-		Name: "credential_documents", File: "credentials", Documents: true,
-		Description: "Credential documents as uploaded.",
+		Name: "scans", File: "scans", Documents: true,
+		Description: "Documents as uploaded.",
 		Tenant: `SELECT key, name FROM (VALUES ('` + key + `', '../scans/driver licence.pdf'),
 			('` + key + `', 'driver licence.pdf')) AS d(key, name)`,
 	})
@@ -423,15 +424,15 @@ func TestDocumentsSourceCopiesStoredFiles(t *testing.T) {
 	require.NoError(t, h.ProcessTask(ctx, exportTask(e)))
 	a := f.open(t, f.get(t, e))
 	checkManifest(t, a)
-	require.Equal(t, doc, a.read(t, "documents/credentials/driver_licence.pdf"))
-	require.Equal(t, doc, a.read(t, "documents/credentials/driver_licence-2.pdf"), "names stay unique")
-	require.EqualValues(t, 2, a.rows("credential_documents"))
+	require.Equal(t, doc, a.read(t, "documents/scans/driver_licence.pdf"))
+	require.Equal(t, doc, a.read(t, "documents/scans/driver_licence-2.pdf"), "names stay unique")
+	require.EqualValues(t, 2, a.rows("scans"))
 	for _, zf := range a.zip.File {
 		if strings.HasPrefix(zf.Name, "documents/") {
 			require.Equal(t, zip.Store, zf.Method, "documents are stored, not compressed again")
 		}
 	}
-	require.Contains(t, string(a.read(t, "README.txt")), "documents/credentials/")
+	require.Contains(t, string(a.read(t, "README.txt")), "documents/scans/")
 }
 
 // killingStore stands in for the file store of a worker that dies after

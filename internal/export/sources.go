@@ -76,6 +76,31 @@ func Sources() []Source {
 				WHERE m.tenant_id = {{tenant_id}} AND m.contact_id = {{contact_id}}`,
 		},
 		{
+			Name: "locations", File: "locations",
+			Description: "Locations with their time zone and notification settings (which events and channels fire, reminder offsets, quiet hours).",
+			Tenant: `SELECT external_id AS id, name, timezone, settings, created_at, updated_at
+				FROM locations WHERE tenant_id = {{tenant_id}} ORDER BY created_at`,
+		},
+		{
+			Name: "location_templates", File: "location_templates",
+			Description: "Your own wording per location, event and channel (built-in wording is used where there is none).",
+			Tenant: `SELECT l.external_id AS location_id, t.event, t.channel, t.subject, t.body, t.updated_at
+				FROM location_templates t JOIN locations l ON l.id = t.location_id
+				WHERE t.tenant_id = {{tenant_id}} ORDER BY l.external_id, t.event, t.channel`,
+		},
+		{
+			Name: "appointments", File: "appointments", Large: true,
+			Description: "Appointments: contact and location by your IDs, start time, address, technician, status.",
+			Tenant: `SELECT a.external_id AS id, c.external_id AS contact_id, l.external_id AS location_id, a.starts_at,
+					a.address, a.technician, a.status, a.created_at, a.updated_at
+				FROM appointments a JOIN contacts c ON c.id = a.contact_id JOIN locations l ON l.id = a.location_id
+				WHERE a.tenant_id = {{tenant_id}}`,
+			Contact: `SELECT a.external_id AS id, c.external_id AS contact_id, l.external_id AS location_id, a.starts_at,
+					a.address, a.technician, a.status, a.created_at, a.updated_at
+				FROM appointments a JOIN contacts c ON c.id = a.contact_id JOIN locations l ON l.id = a.location_id
+				WHERE a.tenant_id = {{tenant_id}} AND a.contact_id = {{contact_id}}`,
+		},
+		{
 			Name: "suppressions", File: "opt_outs",
 			Description: "Addresses that receive nothing (opted out, bounced, complained), by pseudonym: " +
 				"addresses are kept only as keyed hashes so the opt-out outlives the contact.",
@@ -98,6 +123,43 @@ func Sources() []Source {
 				FROM suppression_events WHERE tenant_id = {{tenant_id}}
 				  AND ((channel = 'sms' AND address_hash = {{contact_sms_hash}})
 				    OR (channel = 'email' AND address_hash = {{contact_email_hash}}))`,
+		},
+		{
+			Name: "verifications", File: "verifications", Large: true,
+			Description: "One-time code requests: channel, destination, status, attempts, times (codes are never stored, only a keyed hash, which is left out).",
+			Tenant: `SELECT id, channel, destination, status, attempts, max_attempts, reason, expires_at, approved_at, created_at
+				FROM verifications WHERE tenant_id = {{tenant_id}}`,
+		},
+		{
+			Name: "credentials", File: "credentials",
+			Description: "Credentials of your professionals: kind, number, issuer, expiry, the document's type, size and SHA-256, " +
+				"status and the reason of each check; the documents are in documents/credentials/.",
+			Tenant: `SELECT c.id, p.external_id AS pro_id, c.kind, c.number, c.issuer, c.expires_on, c.file_type, c.file_size,
+					c.file_sha256, c.status, c.checks, c.checked_at, c.reviewed_at, c.expired_at, c.created_at, c.updated_at
+				FROM credentials c JOIN pros p ON p.id = c.pro_id
+				WHERE c.tenant_id = {{tenant_id}} ORDER BY c.created_at`,
+		},
+		{
+			Name: "credential_documents", File: "credentials", Documents: true,
+			Description: "Credential documents as uploaded, named by professional, kind and credential ID.",
+			Tenant: `SELECT c.file_key, p.external_id || '-' || c.kind || '-' || c.id ||
+					CASE c.file_type WHEN 'application/pdf' THEN '.pdf' WHEN 'image/jpeg' THEN '.jpg' ELSE '.png' END
+				FROM credentials c JOIN pros p ON p.id = c.pro_id
+				WHERE c.tenant_id = {{tenant_id}} ORDER BY c.created_at`,
+		},
+		{
+			Name: "credential_reviews", File: "credential_reviews",
+			Description: "The review trail of credentials: who approved or rejected which, when, and their note.",
+			Tenant: `SELECT credential_id, reviewer, decision, note, from_status, to_status, created_at
+				FROM credential_reviews WHERE tenant_id = {{tenant_id}} ORDER BY id`,
+		},
+		{
+			Name: "deletions", File: "deletions",
+			Description: "Deletions requested (account cancellation, erasure of a person): status, when the purge is due, " +
+				"what was removed per table, and any legal hold it waited for.",
+			Tenant: `SELECT id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts,
+					hold_reason, held_since, held_until, started_at, completed_at, cancelled_at, created_at
+				FROM deletions WHERE tenant_id = {{tenant_id}} ORDER BY created_at`,
 		},
 		{
 			Name: "exports", File: "exports",

@@ -245,3 +245,52 @@ func TestExpiredExport(t *testing.T) {
 	}))
 	require.Nil(t, key)
 }
+
+// "If you cancel your subscription, you can export everything": a tenant
+// export carries the locations, appointments, verification records (never
+// their codes), credentials with their documents as uploaded, and the
+// deletion history, each in its own file.
+func TestTenantExportHoldsEverything(t *testing.T) {
+	f := setup(t)
+	f.app.StartWorker(2)
+	key := f.tenant.Key
+	require.Equal(t, 201, f.app.Do("PUT", "/v1/locations/main", key, map[string]any{"name": "Main shop", "timezone": "America/Chicago"}).Status)
+	require.Equal(t, 201, f.app.Do("PUT", "/v1/appointments/apt-1", key, map[string]any{"contact_id": "cust-1",
+		"location_id": "main", "starts_at": f.app.Clock.Now().Add(72 * time.Hour).Format(time.RFC3339),
+		"technician": "Sam Okafor"}).Status)
+	require.Equal(t, 202, f.app.Do("POST", "/v1/verifications", key, map[string]any{"channel": "sms", "to": "+13125550199"}).Status)
+	v := vfix{app: f.app, tenant: f.tenant}
+	lic := v.licence(t)
+	cred := v.checked(t, "pro-7", lic)
+
+	got := f.exportNow(t, map[string]any{"scope": "tenant", "format": "csv"})
+	_, _, body := fetch(t, got["download_url"].(string))
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	require.NoError(t, err)
+	files := map[string][]byte{}
+	for _, zf := range zr.File {
+		rc, err := zf.Open()
+		require.NoError(t, err)
+		files[zf.Name], err = io.ReadAll(rc)
+		require.NoError(t, err)
+		rc.Close()
+	}
+	require.Contains(t, string(files["locations.csv"]), "Main shop")
+	require.Contains(t, string(files["appointments.csv"]), "apt-1,cust-1,main,")
+	require.Contains(t, string(files["appointments.csv"]), "Sam Okafor")
+	require.Contains(t, string(files["verifications.csv"]), "+13125550199")
+	require.NotContains(t, string(files["verifications.csv"]), "code_hash")
+	require.NotContains(t, string(files["verifications.csv"]), "nonce")
+	require.Contains(t, string(files["credentials.csv"]), cred["id"].(string))
+	require.Contains(t, string(files["deletions.csv"]), "id,scope")
+	doc := "documents/credentials/pro-7-drivers_license-" + cred["id"].(string) + ".pdf"
+	require.Equal(t, lic.File, files[doc], "the document as uploaded (decrypted), in %v", keys(files))
+}
+
+func keys(m map[string][]byte) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
