@@ -1,0 +1,239 @@
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/errandhq/errand/internal/fakes"
+)
+
+// eventually polls check until it returns "" or the deadline passes, and
+// fails with the last thing check said was missing.
+func eventually(t *testing.T, timeout time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		if last = check(); last == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("gave up after %s: %s", timeout, last)
+}
+
+// sentinelSet is one master, one replica and one sentinel watching them,
+// all private and on loopback.
+type sentinelSet struct {
+	name            string
+	master, replica *redisServer
+	port            int
+	proc            *proc
+}
+
+func startSentinelSet(t *testing.T, name string) *sentinelSet {
+	t.Helper()
+	set := &sentinelSet{name: name}
+	set.master = startRedisWith(t)
+	set.replica = startRedisWith(t, "--replicaof", "127.0.0.1", strconv.Itoa(set.master.port))
+	eventually(t, time.Minute, func() string { return linkUp(set.replica) })
+
+	// A sentinel rewrites its configuration file, so it gets a private one.
+	set.port = freePort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`port %d
+bind 127.0.0.1
+dir %s
+sentinel monitor %s 127.0.0.1 %d 1
+sentinel down-after-milliseconds %s 5000
+sentinel failover-timeout %s 30000
+`, set.port, dir, name, set.master.port, name, name)), 0o600))
+	set.proc = startProc(t, "sentinel", nil, "redis-server", conf, "--sentinel")
+	// Failover needs the sentinel to know a healthy replica.
+	eventually(t, time.Minute, func() string {
+		c := set.client()
+		defer c.Close()
+		replicas, err := c.Replicas(context.Background(), name).Result()
+		if err != nil {
+			return "sentinel: " + err.Error()
+		}
+		for _, r := range replicas {
+			if r["port"] == strconv.Itoa(set.replica.port) && r["flags"] == "slave" && r["master-link-status"] == "ok" {
+				return ""
+			}
+		}
+		return fmt.Sprintf("sentinel does not know the replica yet: %v", replicas)
+	})
+	return set
+}
+
+func (set *sentinelSet) url() string {
+	return fmt.Sprintf("redis-sentinel://127.0.0.1:%d/0?master=%s", set.port, set.name)
+}
+
+func (set *sentinelSet) client() *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", set.port)})
+}
+
+// masterPort is the port the sentinel currently names as master.
+func (set *sentinelSet) masterPort() (int, error) {
+	c := set.client()
+	defer c.Close()
+	addr, err := c.GetMasterAddrByName(context.Background(), set.name).Result()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(addr[1])
+}
+
+// failover forces a failover and waits until the replica is the master
+// and the old master follows it.
+func (set *sentinelSet) failover() error {
+	c := set.client()
+	err := c.Failover(context.Background(), set.name).Err()
+	c.Close()
+	if err != nil {
+		return fmt.Errorf("SENTINEL FAILOVER: %w", err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		port, _ := set.masterPort()
+		if port == set.replica.port && role(set.replica) == "master" && linkUp(set.master) == "" {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("failover did not complete: master port %v, replica role %q, old master: %s",
+		func() int { p, _ := set.masterPort(); return p }(), role(set.replica), linkUp(set.master))
+}
+
+// info reads one field of INFO from a server.
+func info(r *redisServer, section, field string) string {
+	c := r.client()
+	defer c.Close()
+	s, err := c.Info(context.Background(), section).Result()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func role(r *redisServer) string { return info(r, "replication", "role") }
+
+// linkUp says why r is not a replica in sync with its master ("" when it is).
+func linkUp(r *redisServer) string {
+	if role(r) != "slave" || info(r, "replication", "master_link_status") != "up" {
+		return fmt.Sprintf("redis on %d is not a replica in sync (role %q, link %q)", r.port, role(r),
+			info(r, "replication", "master_link_status"))
+	}
+	return ""
+}
+
+// redisCluster is a three-master Redis Cluster without replicas.
+type redisCluster struct{ nodes []*redisServer }
+
+func startCluster(t *testing.T) *redisCluster {
+	t.Helper()
+	rc := &redisCluster{}
+	args := []string{"redis-cli", "--cluster", "create"}
+	for range 3 {
+		// The cluster bus port is given, not derived (port+10000 may be taken or out of range).
+		n := startRedisWith(t, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(freePort(t)),
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+		rc.nodes = append(rc.nodes, n)
+		args = append(args, fmt.Sprintf("127.0.0.1:%d", n.port))
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	eventually(t, time.Minute, func() string {
+		for _, n := range rc.nodes {
+			if st := info2(n, "CLUSTER", "INFO", "cluster_state"); st != "ok" {
+				return fmt.Sprintf("node %d: cluster_state %q", n.port, st)
+			}
+		}
+		return ""
+	})
+	return rc
+}
+
+func (rc *redisCluster) url() string {
+	addrs := make([]string, len(rc.nodes))
+	for i, n := range rc.nodes {
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", n.port)
+	}
+	return "redis-cluster://" + strings.Join(addrs, ",")
+}
+
+// info2 reads one field of a command answering in INFO's format.
+func info2(r *redisServer, cmd, sub, field string) string {
+	c := r.client()
+	defer c.Close()
+	s, err := c.Do(context.Background(), cmd, sub).Text()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// The stack runs on a Sentinel-managed master; SENTINEL FAILOVER promotes
+// the replica while texts are being sent, and more are sent afterwards.
+// Nothing is lost, nothing is sent twice.
+func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
+	set := startSentinelSet(t, "errand-chaos")
+	s := newStack(t, newDatabase(t, sharedPostgres), set)
+	n := 20 * scale()
+	var accepted atomic.Int32
+	failedOver := make(chan error, 1)
+	s.twilio.OnAccept(func(fakes.TwilioMessage) {
+		if accepted.Add(1) == int32(n/4) {
+			go func() { failedOver <- set.failover() }()
+		}
+	})
+	started := time.Now()
+	ids := s.texts(n, "sentinel")
+	require.NoError(t, <-failedOver)
+	s.twilio.OnAccept(nil)
+	port, err := set.masterPort()
+	require.NoError(t, err)
+	require.Equal(t, set.replica.port, port, "the replica is the master now")
+	ids = append(ids, s.texts(n/2, "sentinel-after")...)
+	checkTexts(t, s, "Sentinel failover (SENTINEL FAILOVER)", ids, started, 4*time.Minute)
+}
+
+func TestClusterExplore(t *testing.T) {
+	t.Parallel()
+	rc := startCluster(t)
+	s := newStack(t, newDatabase(t, sharedPostgres), rc)
+	started := time.Now()
+	ids := s.texts(10, "cluster")
+	defer func() {
+		t.Logf("api:\n%s", s.api.out.String())
+		t.Logf("worker:\n%s", s.worker.out.String())
+		t.Logf("scheduler:\n%s", s.scheduler.out.String())
+	}()
+	checkTexts(t, s, "Redis Cluster", ids, started, time.Minute)
+}
