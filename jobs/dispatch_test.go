@@ -271,3 +271,40 @@ func TestDispatchTaskRunsTheScan(t *testing.T) {
 	f.app.Scheduler().Enqueue(context.Background())
 	f.app.Eventually(5*time.Second, "sent via the scan", func() bool { return f.status(t, m).Status == "sent" })
 }
+
+// A failover promotes a replica that never received the old master's last
+// writes (Redis replicates asynchronously): a task enqueued just before is
+// gone. The next scan sees a new replication ID and re-offers every live
+// row at once instead of waiting for the stalled scan; it does so once more
+// when the failover has settled, and then no more.
+func TestFailoverReoffersLiveRows(t *testing.T) {
+	f := setup(t)
+	replID := "old-master"
+	jobs.SetReplicationReader(f.app.Dispatcher, func(context.Context) (string, error) { return replID, nil })
+	require.False(t, scan(t, f).MasterChanged, "the first scan only records the master")
+	m := f.create(t, "sms", "Lost in the failover", f.app.Clock.Now())
+	j := jobs.NewMessageSendJob(m.TenantID, m.ID, m.Kind)
+	require.NoError(t, f.app.Inspector.DeleteTask(j.Queue, j.ID))
+	require.False(t, scan(t, f).MasterChanged)
+	_, ok := taskState(t, f, m)
+	require.False(t, ok, "without a failover the row waits for the stalled scan")
+
+	replID = "promoted-replica"
+	res := scan(t, f)
+	require.True(t, res.MasterChanged)
+	require.False(t, res.RedisLost)
+	require.EqualValues(t, 1, res.Forgotten)
+	require.Equal(t, 1, res.Enqueued)
+	_, ok = taskState(t, f, m)
+	require.True(t, ok, "the task is back")
+
+	require.False(t, scan(t, f).MasterChanged)
+	f.app.Clock.Advance(30 * time.Second)
+	require.True(t, scan(t, f).MasterChanged, "re-offered once more after the failover settled")
+	f.app.Clock.Advance(30 * time.Second)
+	require.False(t, scan(t, f).MasterChanged)
+
+	f.app.StartWorker(1)
+	f.app.Eventually(5*time.Second, "message sent", func() bool { return f.status(t, m).Status == "sent" })
+	require.Equal(t, 1, f.app.Twilio.Count())
+}
