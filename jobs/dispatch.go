@@ -60,8 +60,13 @@ func Refs[T any](rows []T, err error, ref func(T) Ref) ([]Ref, error) {
 
 // epochKey marks a Redis that still holds what Errand put in it. When it is
 // gone, Redis was flushed or restarted without persistence, and every task
-// it held must be enqueued again from PostgreSQL.
-const epochKey = "errand:dispatch:epoch"
+// it held must be enqueued again from PostgreSQL. There is one per queue,
+// under the queue's hash tag, so in a Redis Cluster it lives on the node
+// that holds that queue's tasks and vanishes with them.
+func epochKey(queue string) string { return "errand:dispatch:epoch:{" + queue + "}" }
+
+// queues are the queues Errand's tasks use.
+var queues = []string{QueueCritical, QueueNotifications, QueueBulk, QueueMaintenance}
 
 // Dispatcher puts job rows into Redis as asynq tasks and repairs the
 // difference when Redis loses them. It is safe to run in any number of
@@ -182,11 +187,15 @@ func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
 // first scan against an empty Redis also says so, which merely re-offers
 // rows asynq already holds (and refuses by ID).
 func (d *Dispatcher) checkEpoch(ctx context.Context) (bool, error) {
-	set, err := d.Redis.SetNX(ctx, epochKey, d.Clock.Now().Format(time.RFC3339), 0).Result()
-	if err != nil {
-		return false, fmt.Errorf("check redis epoch: %w", err)
+	lost := false
+	for _, q := range queues {
+		set, err := d.Redis.SetNX(ctx, epochKey(q), d.Clock.Now().Format(time.RFC3339), 0).Result()
+		if err != nil {
+			return false, fmt.Errorf("check redis epoch: %w", err)
+		}
+		lost = lost || set
 	}
-	return set, nil
+	return lost, nil
 }
 
 // failoverSettle is how long after a failover the live rows are re-offered
@@ -267,8 +276,11 @@ func replIDOf(ctx context.Context, c redis.Cmdable) (string, error) {
 const allQueuesKey = "asynq:queues"
 
 func (d *Dispatcher) registerQueues(ctx context.Context) error {
-	queues := []any{QueueCritical, QueueNotifications, QueueBulk, QueueMaintenance}
-	if err := d.Redis.SAdd(ctx, allQueuesKey, queues...).Err(); err != nil {
+	names := make([]any, len(queues))
+	for i, q := range queues {
+		names[i] = q
+	}
+	if err := d.Redis.SAdd(ctx, allQueuesKey, names...).Err(); err != nil {
 		return fmt.Errorf("register queues: %w", err)
 	}
 	return nil

@@ -308,3 +308,26 @@ func TestFailoverReoffersLiveRows(t *testing.T) {
 	f.app.Eventually(5*time.Second, "message sent", func() bool { return f.status(t, m).Status == "sent" })
 	require.Equal(t, 1, f.app.Twilio.Count())
 }
+
+// In a Redis Cluster one node can lose its data (restarted without
+// persistence) while the others keep theirs. Each queue has its own epoch
+// key under the queue's hash tag, on the node holding the queue's tasks, so
+// losing that node is noticed like a flushed Redis.
+func TestOneQueueLosingItsNodeIsNoticed(t *testing.T) {
+	f := setup(t)
+	require.True(t, scan(t, f).RedisLost, "the first scan of an empty Redis sets the epochs")
+	m := f.create(t, "sms", "On the node that restarted", f.app.Clock.Now())
+	j := jobs.NewMessageSendJob(m.TenantID, m.ID, m.Kind)
+	require.False(t, scan(t, f).RedisLost)
+
+	require.NoError(t, f.app.Inspector.DeleteTask(j.Queue, j.ID))
+	require.NoError(t, f.app.Redis.Del(context.Background(), "errand:dispatch:epoch:{"+j.Queue+"}").Err())
+	require.EqualValues(t, 1, f.app.Redis.Exists(context.Background(), "errand:dispatch:epoch:{"+jobs.QueueCritical+"}").Val(),
+		"the other queues' epochs are still there")
+	res := scan(t, f)
+	require.True(t, res.RedisLost)
+	require.Equal(t, 1, res.Enqueued)
+	f.app.StartWorker(1)
+	f.app.Eventually(5*time.Second, "message sent", func() bool { return f.status(t, m).Status == "sent" })
+	require.Equal(t, 1, f.app.Twilio.Count())
+}

@@ -3,6 +3,8 @@ package chaos_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/internal/fakes"
+	"github.com/errandhq/errand/jobs"
 )
 
 // eventually polls check until it returns "" or the deadline passes, and
@@ -224,16 +227,82 @@ func TestSentinelFailover(t *testing.T) {
 	checkTexts(t, s, "Sentinel failover (SENTINEL FAILOVER)", ids, started, 4*time.Minute)
 }
 
-func TestClusterExplore(t *testing.T) {
+// The stack runs on a three-master Redis Cluster. asynq keeps each queue's
+// keys under one hash tag ({notifications}, …), so every script touches one
+// slot; Errand's own keys are one key per command. The queues sit on more
+// than one node, and texts sent now, texts scheduled for later and texts
+// the provider refuses once (asynq's retry set) all go out exactly once;
+// the console's queue, server and cluster pages and a queue pause/resume
+// answer; no process logs a Redis error (CROSSSLOT, MOVED, script errors).
+func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	rc := startCluster(t)
 	s := newStack(t, newDatabase(t, sharedPostgres), rc)
+
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", rc.nodes[0].port)}})
+	defer cc.Close()
+	ctx := context.Background()
+	slots, err := cc.ClusterSlots(ctx).Result()
+	require.NoError(t, err)
+	owners := map[string]bool{}
+	for _, q := range []string{jobs.QueueCritical, jobs.QueueNotifications, jobs.QueueBulk, jobs.QueueMaintenance} {
+		slot, err := cc.ClusterKeySlot(ctx, "asynq:{"+q+"}:pending").Result()
+		require.NoError(t, err)
+		for _, r := range slots {
+			if int64(r.Start) <= slot && slot <= int64(r.End) {
+				owners[r.Nodes[0].Addr] = true
+				t.Logf("queue %s: slot %d on %s", q, slot, r.Nodes[0].Addr)
+			}
+		}
+	}
+	require.Greater(t, len(owners), 1, "the queues are spread over more than one node")
+
+	n := 10 * scale()
+	s.twilio.FailNext(2, fakes.Fault{Status: 500}) // retried through asynq's retry set
 	started := time.Now()
-	ids := s.texts(10, "cluster")
-	defer func() {
-		t.Logf("api:\n%s", s.api.out.String())
-		t.Logf("worker:\n%s", s.worker.out.String())
-		t.Logf("scheduler:\n%s", s.scheduler.out.String())
-	}()
-	checkTexts(t, s, "Redis Cluster", ids, started, time.Minute)
+	ids := s.texts(n, "cluster")
+	later := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
+	for i := range n / 2 {
+		ids = append(ids, s.call("POST", "/v1/messages", s.key, map[string]any{"contact_id": fmt.Sprintf("cluster-%d", i),
+			"channel": "sms", "body": fmt.Sprintf("cluster later %d", i), "send_at": later}, 202)["id"].(string))
+	}
+	checkTexts(t, s, "Redis Cluster (3 masters)", ids, started, 3*time.Minute)
+
+	// The console (asynqmon) reads the cluster: queues, stats, servers,
+	// scheduler entries, the cluster page, a queue's tasks.
+	for _, path := range []string{"/api/queues", "/api/queue_stats", "/api/servers", "/api/scheduler_entries",
+		"/api/redis_info", "/api/queues/notifications/completed_tasks", "/api/queues/notifications/pending_tasks"} {
+		body := s.console(t, "GET", path, 200)
+		if path == "/api/redis_info" {
+			require.Contains(t, body, `"cluster":true`)
+		}
+		if path == "/api/servers" {
+			require.Contains(t, body, `"notifications"`, "the worker's heartbeat is visible")
+		}
+	}
+	s.console(t, "POST", "/api/queues/bulk:pause", 204)
+	require.Contains(t, s.console(t, "GET", "/api/queues/bulk", 200), `"paused":true`)
+	s.console(t, "POST", "/api/queues/bulk:resume", 204)
+
+	for _, p := range []*proc{s.api, s.worker, s.scheduler} {
+		out := p.out.String()
+		for _, bad := range []string{"CROSSSLOT", "MOVED", "ASK ", "CLUSTERDOWN", "script", `"level":"ERROR"`} {
+			require.NotContains(t, out, bad, "%s logged a Redis error:\n%s", p.name, out)
+		}
+	}
+}
+
+// console calls the ops console (asynqmon behind admin auth) and returns
+// the body.
+func (s *stack) console(t *testing.T, method, path string, want int) string {
+	t.Helper()
+	req, err := http.NewRequest(method, s.baseURL+"/monitoring"+path, nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("admin", s.admin)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, path, b)
+	return string(b)
 }
