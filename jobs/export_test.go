@@ -4,4 +4,6 @@ import "context"
 
 // SetReplicationReader replaces how d reads the Redis master's replication
 // ID, so a test can stage a failover.
-func SetReplicationReader(d *Dispatcher, read func(context.Context) (string, error)) { d.readRepl = read }
+func SetReplicationReader(d *Dispatcher, read func(context.Context) (string, error)) {
+	d.readRepl = read
+}
