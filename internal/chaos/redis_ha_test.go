@@ -105,12 +105,18 @@ func (set *sentinelSet) masterPort() (int, error) {
 // and the old master follows it.
 func (set *sentinelSet) failover() error {
 	c := set.client()
-	err := c.Failover(context.Background(), set.name).Err()
-	c.Close()
-	if err != nil {
-		return fmt.Errorf("SENTINEL FAILOVER: %w", err)
-	}
+	defer c.Close()
 	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := c.Failover(context.Background(), set.name).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("SENTINEL FAILOVER: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond) // e.g. NOGOODSLAVE while the replica's state is being refreshed
+	}
 	for time.Now().Before(deadline) {
 		port, _ := set.masterPort()
 		if port == set.replica.port && role(set.replica) == "master" && linkUp(set.master) == "" {
@@ -252,6 +258,7 @@ func TestSentinelFailover(t *testing.T) {
 	require.Equal(t, set.replica.port, port, "the replica is the master now")
 	ids = append(ids, s.texts(n/2, "sentinel-after")...)
 	checkTexts(t, s, "Sentinel failover (SENTINEL FAILOVER)", ids, started, 4*time.Minute)
+	require.Contains(t, s.worker.out.String(), "redis master changed", "the dispatcher noticed the new master")
 }
 
 // The stack runs on a three-master Redis Cluster. asynq keeps each queue's
@@ -334,6 +341,8 @@ func TestRedisClusterNodeRestart(t *testing.T) {
 	eventually(t, 2*time.Minute, rc.healthy)
 	ids = append(ids, s.texts(n/2, "cluster-restart-after")...)
 	checkTexts(t, s, "Redis Cluster node restart (empty)", ids, started, 4*time.Minute)
+	require.GreaterOrEqual(t, strings.Count(s.worker.out.String(), "redis lost its tasks"), 2,
+		"the dispatcher noticed the empty node (after the first scan of the empty cluster)")
 }
 
 // console calls the ops console (asynqmon behind admin auth) and returns
