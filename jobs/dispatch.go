@@ -93,6 +93,7 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	replID    string                                // the master's replication ID at the last scan
 	recheckAt time.Time                             // when to re-offer once more after a failover
+	reoffer   bool                                  // a re-offer after a failover failed midway
 	readRepl  func(context.Context) (string, error) // tests replace it; nil reads INFO
 }
 
@@ -162,6 +163,9 @@ func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
 				return err
 			})
 			if err != nil {
+				if res.MasterChanged {
+					d.reofferAgain()
+				}
 				return res, fmt.Errorf("forget enqueued %s: %w", k.Name(), err)
 			}
 			res.Forgotten += n
@@ -226,6 +230,10 @@ func (d *Dispatcher) checkMaster(ctx context.Context) bool {
 	case d.replID == "":
 		d.replID = id
 		return false
+	case d.reoffer:
+		d.reoffer = false
+		d.replID = id
+		return true
 	case id != d.replID:
 		d.replID, d.recheckAt = id, now.Add(failoverSettle)
 		return true
@@ -234,6 +242,14 @@ func (d *Dispatcher) checkMaster(ctx context.Context) bool {
 		return true
 	}
 	return false
+}
+
+// reofferAgain makes the next scan re-offer the live rows: this one failed
+// before it had.
+func (d *Dispatcher) reofferAgain() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reoffer = true
 }
 
 // replicationID is the master_replid of the master (of every master, for

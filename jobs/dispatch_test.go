@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -330,4 +331,40 @@ func TestOneQueueLosingItsNodeIsNoticed(t *testing.T) {
 	f.app.StartWorker(1)
 	f.app.Eventually(5*time.Second, "message sent", func() bool { return f.status(t, m).Status == "sent" })
 	require.Equal(t, 1, f.app.Twilio.Count())
+}
+
+// failingForget fails its first ForgetEnqueued, as when PostgreSQL is down
+// during the scan that noticed a failover.
+type failingForget struct {
+	jobs.Dispatchable
+	failed bool
+}
+
+func (k *failingForget) ForgetEnqueued(ctx context.Context, q *db.Queries) (int64, error) {
+	if !k.failed {
+		k.failed = true
+		return 0, errors.New("database unavailable")
+	}
+	return k.Dispatchable.ForgetEnqueued(ctx, q)
+}
+
+// A scan that notices a failover but fails before it re-offered leaves the
+// re-offer to the next scan.
+func TestFailoverReofferSurvivesAFailedScan(t *testing.T) {
+	f := setup(t)
+	d := f.app.Dispatcher
+	kinds := make([]jobs.Dispatchable, len(d.Kinds))
+	for i, k := range d.Kinds {
+		kinds[i] = &failingForget{Dispatchable: k, failed: true} // armed below
+	}
+	d.Kinds = kinds
+	replID := "old-master"
+	jobs.SetReplicationReader(d, func(context.Context) (string, error) { return replID, nil })
+	scan(t, f)
+	kinds[0].(*failingForget).failed = false
+	replID = "promoted-replica"
+	_, err := d.Scan(context.Background())
+	require.ErrorContains(t, err, "database unavailable")
+	require.True(t, scan(t, f).MasterChanged, "the next scan re-offers")
+	require.False(t, scan(t, f).MasterChanged)
 }
