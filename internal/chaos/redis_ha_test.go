@@ -251,7 +251,12 @@ func TestSentinelFailover(t *testing.T) {
 	})
 	started := time.Now()
 	ids := s.texts(n, "sentinel")
-	require.NoError(t, <-failedOver)
+	select {
+	case err := <-failedOver:
+		require.NoError(t, err)
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("the failover never started or finished; worker:\n%s", s.worker.out.String())
+	}
 	s.twilio.OnAccept(nil)
 	port, err := set.masterPort()
 	require.NoError(t, err)
@@ -336,7 +341,11 @@ func TestRedisClusterNodeRestart(t *testing.T) {
 	})
 	started := time.Now()
 	ids := s.texts(n, "cluster-restart")
-	<-restarted
+	select {
+	case <-restarted:
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("the node was never restarted; worker:\n%s", s.worker.out.String())
+	}
 	s.twilio.OnAccept(nil)
 	node.wait(t)
 	eventually(t, 2*time.Minute, rc.healthy)
