@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,8 +60,13 @@ func Refs[T any](rows []T, err error, ref func(T) Ref) ([]Ref, error) {
 
 // epochKey marks a Redis that still holds what Errand put in it. When it is
 // gone, Redis was flushed or restarted without persistence, and every task
-// it held must be enqueued again from PostgreSQL.
-const epochKey = "errand:dispatch:epoch"
+// it held must be enqueued again from PostgreSQL. There is one per queue,
+// under the queue's hash tag, so in a Redis Cluster it lives on the node
+// that holds that queue's tasks and vanishes with them.
+func epochKey(queue string) string { return "errand:dispatch:epoch:{" + queue + "}" }
+
+// queues are the queues Errand's tasks use.
+var queues = []string{QueueCritical, QueueNotifications, QueueBulk, QueueMaintenance}
 
 // Dispatcher puts job rows into Redis as asynq tasks and repairs the
 // difference when Redis loses them. It is safe to run in any number of
@@ -81,6 +89,12 @@ type Dispatcher struct {
 	// Batch bounds each scan.
 	Batch int32
 	Kinds []Dispatchable
+
+	mu        sync.Mutex
+	replID    string                                // the master's replication ID at the last scan
+	recheckAt time.Time                             // when to re-offer once more after a failover
+	reoffer   bool                                  // a re-offer after a failover failed midway
+	readRepl  func(context.Context) (string, error) // tests replace it; nil reads INFO
 }
 
 // Within reports whether a row due at due is inside the horizon, so it
@@ -118,10 +132,13 @@ func (d *Dispatcher) enqueue(ctx context.Context, k Dispatchable, ref Ref) error
 // ScanResult counts what one Scan did.
 type ScanResult struct {
 	RedisLost bool
-	Forgotten int64
-	Enqueued  int
-	Rekicked  int
-	Failed    int
+	// MasterChanged: another server answers as master than at the last
+	// scan (a Sentinel or Cluster failover), and live rows were re-offered.
+	MasterChanged bool
+	Forgotten     int64
+	Enqueued      int
+	Rekicked      int
+	Failed        int
 }
 
 // Scan is the periodic pass: detect a Redis that lost its data, re-kick
@@ -133,8 +150,9 @@ func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if lost {
-		res.RedisLost = true
+	res.MasterChanged = d.checkMaster(ctx)
+	if lost || res.MasterChanged {
+		res.RedisLost = lost
 		if err := d.registerQueues(ctx); err != nil {
 			return res, err
 		}
@@ -145,11 +163,18 @@ func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
 				return err
 			})
 			if err != nil {
+				if res.MasterChanged {
+					d.reofferAgain()
+				}
 				return res, fmt.Errorf("forget enqueued %s: %w", k.Name(), err)
 			}
 			res.Forgotten += n
 		}
-		d.Logger.WarnContext(ctx, "redis lost its tasks; re-enqueueing from postgres", "rows", res.Forgotten)
+		if lost {
+			d.Logger.WarnContext(ctx, "redis lost its tasks; re-enqueueing from postgres", "rows", res.Forgotten)
+		} else {
+			d.Logger.WarnContext(ctx, "redis master changed (failover); re-offering live rows from postgres", "rows", res.Forgotten)
+		}
 	}
 	for _, k := range d.Kinds {
 		if err := d.rekickStalled(ctx, k, &res); err != nil {
@@ -166,11 +191,98 @@ func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
 // first scan against an empty Redis also says so, which merely re-offers
 // rows asynq already holds (and refuses by ID).
 func (d *Dispatcher) checkEpoch(ctx context.Context) (bool, error) {
-	set, err := d.Redis.SetNX(ctx, epochKey, d.Clock.Now().Format(time.RFC3339), 0).Result()
-	if err != nil {
-		return false, fmt.Errorf("check redis epoch: %w", err)
+	lost := false
+	for _, q := range queues {
+		set, err := d.Redis.SetNX(ctx, epochKey(q), d.Clock.Now().Format(time.RFC3339), 0).Result()
+		if err != nil {
+			return false, fmt.Errorf("check redis epoch: %w", err)
+		}
+		lost = lost || set
 	}
-	return set, nil
+	return lost, nil
+}
+
+// failoverSettle is how long after a failover the live rows are re-offered
+// once more: a client that had not yet heard of the new master may have
+// written to the old one until Sentinel turned it into a replica.
+const failoverSettle = 30 * time.Second
+
+// checkMaster reports whether Redis's master changed since the last scan in
+// this process, or a failover settled since: then every live row is
+// offered again. Redis replicates asynchronously, so writes the old master
+// acknowledged just before a failover can be missing on the new one, and
+// without this they would wait for the stalled scan. A promoted replica
+// (and a restarted server) has a new replication ID; the first scan only
+// records it. A Redis that refuses INFO is not checked.
+func (d *Dispatcher) checkMaster(ctx context.Context) bool {
+	read := d.readRepl
+	if read == nil {
+		read = func(ctx context.Context) (string, error) { return replicationID(ctx, d.Redis) }
+	}
+	id, err := read(ctx)
+	if err != nil || id == "" {
+		return false
+	}
+	now := d.Clock.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.replID == "":
+		d.replID = id
+		return false
+	case d.reoffer:
+		d.reoffer = false
+		d.replID = id
+		return true
+	case id != d.replID:
+		d.replID, d.recheckAt = id, now.Add(failoverSettle)
+		return true
+	case !d.recheckAt.IsZero() && !now.Before(d.recheckAt):
+		d.recheckAt = time.Time{}
+		return true
+	}
+	return false
+}
+
+// reofferAgain makes the next scan re-offer the live rows: this one failed
+// before it had.
+func (d *Dispatcher) reofferAgain() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reoffer = true
+}
+
+// replicationID is the master_replid of the master (of every master, for
+// a Cluster).
+func replicationID(ctx context.Context, rc redis.UniversalClient) (string, error) {
+	cc, ok := rc.(*redis.ClusterClient)
+	if !ok {
+		return replIDOf(ctx, rc)
+	}
+	var mu sync.Mutex
+	var ids []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		id, err := replIDOf(ctx, c)
+		mu.Lock()
+		ids = append(ids, id)
+		mu.Unlock()
+		return err
+	})
+	sort.Strings(ids)
+	return strings.Join(ids, ","), err
+}
+
+func replIDOf(ctx context.Context, c redis.Cmdable) (string, error) {
+	s, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_replid:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
 }
 
 // allQueuesKey is asynq's set of known queues (its base.AllQueues). An
@@ -180,8 +292,11 @@ func (d *Dispatcher) checkEpoch(ctx context.Context) (bool, error) {
 const allQueuesKey = "asynq:queues"
 
 func (d *Dispatcher) registerQueues(ctx context.Context) error {
-	queues := []any{QueueCritical, QueueNotifications, QueueBulk, QueueMaintenance}
-	if err := d.Redis.SAdd(ctx, allQueuesKey, queues...).Err(); err != nil {
+	names := make([]any, len(queues))
+	for i, q := range queues {
+		names[i] = q
+	}
+	if err := d.Redis.SAdd(ctx, allQueuesKey, names...).Err(); err != nil {
 		return fmt.Errorf("register queues: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -270,4 +271,100 @@ func TestDispatchTaskRunsTheScan(t *testing.T) {
 	f.app.Clock.Advance(time.Hour)
 	f.app.Scheduler().Enqueue(context.Background())
 	f.app.Eventually(5*time.Second, "sent via the scan", func() bool { return f.status(t, m).Status == "sent" })
+}
+
+// A failover promotes a replica that never received the old master's last
+// writes (Redis replicates asynchronously): a task enqueued just before is
+// gone. The next scan sees a new replication ID and re-offers every live
+// row at once instead of waiting for the stalled scan; it does so once more
+// when the failover has settled, and then no more.
+func TestFailoverReoffersLiveRows(t *testing.T) {
+	f := setup(t)
+	replID := "old-master"
+	jobs.SetReplicationReader(f.app.Dispatcher, func(context.Context) (string, error) { return replID, nil })
+	require.False(t, scan(t, f).MasterChanged, "the first scan only records the master")
+	m := f.create(t, "sms", "Lost in the failover", f.app.Clock.Now())
+	j := jobs.NewMessageSendJob(m.TenantID, m.ID, m.Kind)
+	require.NoError(t, f.app.Inspector.DeleteTask(j.Queue, j.ID))
+	require.False(t, scan(t, f).MasterChanged)
+	_, ok := taskState(t, f, m)
+	require.False(t, ok, "without a failover the row waits for the stalled scan")
+
+	replID = "promoted-replica"
+	res := scan(t, f)
+	require.True(t, res.MasterChanged)
+	require.False(t, res.RedisLost)
+	require.EqualValues(t, 1, res.Forgotten)
+	require.Equal(t, 1, res.Enqueued)
+	_, ok = taskState(t, f, m)
+	require.True(t, ok, "the task is back")
+
+	require.False(t, scan(t, f).MasterChanged)
+	f.app.Clock.Advance(30 * time.Second)
+	require.True(t, scan(t, f).MasterChanged, "re-offered once more after the failover settled")
+	f.app.Clock.Advance(30 * time.Second)
+	require.False(t, scan(t, f).MasterChanged)
+
+	f.app.StartWorker(1)
+	f.app.Eventually(5*time.Second, "message sent", func() bool { return f.status(t, m).Status == "sent" })
+	require.Equal(t, 1, f.app.Twilio.Count())
+}
+
+// In a Redis Cluster one node can lose its data (restarted without
+// persistence) while the others keep theirs. Each queue has its own epoch
+// key under the queue's hash tag, on the node holding the queue's tasks, so
+// losing that node is noticed like a flushed Redis.
+func TestOneQueueLosingItsNodeIsNoticed(t *testing.T) {
+	f := setup(t)
+	require.True(t, scan(t, f).RedisLost, "the first scan of an empty Redis sets the epochs")
+	m := f.create(t, "sms", "On the node that restarted", f.app.Clock.Now())
+	j := jobs.NewMessageSendJob(m.TenantID, m.ID, m.Kind)
+	require.False(t, scan(t, f).RedisLost)
+
+	require.NoError(t, f.app.Inspector.DeleteTask(j.Queue, j.ID))
+	require.NoError(t, f.app.Redis.Del(context.Background(), "errand:dispatch:epoch:{"+j.Queue+"}").Err())
+	require.EqualValues(t, 1, f.app.Redis.Exists(context.Background(), "errand:dispatch:epoch:{"+jobs.QueueCritical+"}").Val(),
+		"the other queues' epochs are still there")
+	res := scan(t, f)
+	require.True(t, res.RedisLost)
+	require.Equal(t, 1, res.Enqueued)
+	f.app.StartWorker(1)
+	f.app.Eventually(5*time.Second, "message sent", func() bool { return f.status(t, m).Status == "sent" })
+	require.Equal(t, 1, f.app.Twilio.Count())
+}
+
+// failingForget fails its first ForgetEnqueued, as when PostgreSQL is down
+// during the scan that noticed a failover.
+type failingForget struct {
+	jobs.Dispatchable
+	failed bool
+}
+
+func (k *failingForget) ForgetEnqueued(ctx context.Context, q *db.Queries) (int64, error) {
+	if !k.failed {
+		k.failed = true
+		return 0, errors.New("database unavailable")
+	}
+	return k.Dispatchable.ForgetEnqueued(ctx, q)
+}
+
+// A scan that notices a failover but fails before it re-offered leaves the
+// re-offer to the next scan.
+func TestFailoverReofferSurvivesAFailedScan(t *testing.T) {
+	f := setup(t)
+	d := f.app.Dispatcher
+	kinds := make([]jobs.Dispatchable, len(d.Kinds))
+	for i, k := range d.Kinds {
+		kinds[i] = &failingForget{Dispatchable: k, failed: true} // armed below
+	}
+	d.Kinds = kinds
+	replID := "old-master"
+	jobs.SetReplicationReader(d, func(context.Context) (string, error) { return replID, nil })
+	scan(t, f)
+	kinds[0].(*failingForget).failed = false
+	replID = "promoted-replica"
+	_, err := d.Scan(context.Background())
+	require.ErrorContains(t, err, "database unavailable")
+	require.True(t, scan(t, f).MasterChanged, "the next scan re-offers")
+	require.False(t, scan(t, f).MasterChanged)
 }

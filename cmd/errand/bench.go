@@ -15,6 +15,7 @@ import (
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/bench"
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/redisconn"
 )
 
 // runBench runs `errand bench [flags] <name>|all` in a database it creates
@@ -62,9 +63,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	opt, err := redisconn.Parse(cfg.RedisURL)
 	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
+		return err
 	}
 	single, ok := opt.(asynq.RedisClientOpt)
 	if !ok {

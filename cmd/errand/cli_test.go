@@ -246,3 +246,15 @@ func TestConfigErrorsStopEveryCommand(t *testing.T) {
 		require.ErrorContains(t, err, "ERRAND_SHUTDOWN_TIMEOUT", "%v", args)
 	}
 }
+
+// errand bench measures against one Redis server; a Sentinel or Cluster
+// REDIS_URL is understood and refused by name, not as a bad URL.
+func TestBenchNeedsOneRedisServer(t *testing.T) {
+	t.Parallel()
+	env := devEnv(t)
+	for _, u := range []string{"redis-sentinel://127.0.0.1:1/0?master=m", "redis-cluster://127.0.0.1:1,127.0.0.1:2"} {
+		env["REDIS_URL"] = u
+		_, _, err := runCmd(t, env, "bench", "all")
+		require.ErrorContains(t, err, "bench needs a single Redis server", u)
+	}
+}

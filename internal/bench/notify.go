@@ -117,13 +117,14 @@ func newNotifyStack(ctx context.Context, env *Env) (*notifyStack, error) {
 	clk := clock.Real{}
 	logger := env.Logger
 	sec := &seclog.Log{Store: env.Store, Clock: clk, Logger: logger}
-	disp := &jobs.Dispatcher{Store: env.Store, Client: client, Inspector: inspector, Redis: rdb, Clock: clk, Logger: logger,
-		Horizon: 15 * time.Minute, Batch: 1000, Kinds: jobs.Dispatchables()}
+	dispatcher := func(store *db.Store) *jobs.Dispatcher {
+		return &jobs.Dispatcher{Store: store, Client: client, Inspector: inspector, Redis: rdb, Clock: clk, Logger: logger,
+			Horizon: 15 * time.Minute, Batch: 1000, Kinds: jobs.Dispatchables()}
+	}
+	disp := dispatcher(env.Store)
 	hasher := pseudonym.New(benchSecret)
 	codes := otp.New(benchSecret)
-	wdisp := *disp
-	wdisp.Store = workerStore
-	st.deps = jobs.Deps{Store: workerStore, Clock: clk, Logger: logger, Metrics: metrics.New(), Dispatcher: &wdisp,
+	st.deps = jobs.Deps{Store: workerStore, Clock: clk, Logger: logger, Metrics: metrics.New(), Dispatcher: dispatcher(workerStore),
 		SMS: provider.NewTwilio(provider.TwilioConfig{AccountSID: st.twilio.AccountSID, AuthToken: st.twilio.AuthToken,
 			From: "+15005550006", BaseURL: st.twilio.URL}),
 		Email: provider.NewOutbox(logger), Retry: jobs.DefaultRetry, Pseudonyms: hasher,

@@ -141,9 +141,17 @@ type redisServer struct {
 
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
+	return startRedisWith(t, "--enable-debug-command", "yes")
+}
+
+// startRedisWith starts a private Redis that keeps nothing on disk outside
+// the test's temporary directory, with extra arguments.
+func startRedisWith(t *testing.T, extra ...string) *redisServer {
+	t.Helper()
 	r := &redisServer{port: freePort(t)}
-	r.proc = startProc(t, "redis", nil, "redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--dir", t.TempDir())
+	args := append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir()}, extra...)
+	r.proc = startProc(t, "redis", nil, "redis-server", args...)
 	r.wait(t)
 	return r
 }
@@ -240,7 +248,7 @@ func (d *database) exec(t *testing.T, query string, args ...any) {
 type stack struct {
 	t         *testing.T
 	db        *database
-	redis     *redisServer
+	redis     redisTarget
 	twilio    *fakes.Twilio
 	env       []string
 	api       *proc
@@ -251,7 +259,11 @@ type stack struct {
 	key       string
 }
 
-func newStack(t *testing.T, d *database, r *redisServer, extraEnv ...string) *stack {
+// redisTarget is what a stack's REDIS_URL points at: one server, a
+// Sentinel-managed master or a Cluster.
+type redisTarget interface{ url() string }
+
+func newStack(t *testing.T, d *database, r redisTarget, extraEnv ...string) *stack {
 	t.Helper()
 	bin := errandBinary(t)
 	s := &stack{t: t, db: d, redis: r, twilio: fakes.NewTwilio(), admin: "chaos-admin-" + strconv.Itoa(freePort(t)) + "-0123456789"}

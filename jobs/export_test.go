@@ -1,0 +1,9 @@
+package jobs
+
+import "context"
+
+// SetReplicationReader replaces how d reads the Redis master's replication
+// ID, so a test can stage a failover.
+func SetReplicationReader(d *Dispatcher, read func(context.Context) (string, error)) {
+	d.readRepl = read
+}
