@@ -32,6 +32,9 @@ const sharedPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disa
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printResults()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary)) // the errand built for the scenarios
+	}
 	os.Exit(code)
 }
 
