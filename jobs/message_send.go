@@ -177,7 +177,10 @@ func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) (err error
 // (finish, defer) commit with it.
 func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan, error) {
 	var plan sendPlan
-	err := h.Store.InTenant(ctx, p.TenantID, func(q *db.Queries) error {
+	// Pipelined: BEGIN travels with the lock, and the claim (or the
+	// decision not to send) with the COMMIT; the claim is still committed
+	// before this returns, so before any provider call.
+	err := h.Store.InTenantPipelined(ctx, p.TenantID, func(q *db.Queries) error {
 		row, err := q.MessageLock(ctx, db.MessageLockParams{TenantID: p.TenantID, ID: p.MessageID})
 		if db.IsNotFound(err) {
 			h.Logger.InfoContext(ctx, "message no longer exists; nothing to send")
@@ -407,7 +410,8 @@ func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provid
 	if sendErr == nil {
 		// Unsynced: if a crash loses this record, the row still says
 		// 'sending' and the next attempt finds the message at the provider.
-		err := h.Store.InTenantUnsynced(ctx, m.TenantID, func(q *db.Queries) error {
+		// Pipelined: one round trip.
+		err := h.Store.InTenantPipelinedUnsynced(ctx, m.TenantID, func(q *db.Queries) error {
 			return q.MessageMarkSent(ctx, db.MessageMarkSentParams{TenantID: m.TenantID, ID: m.ID,
 				ProviderMessageID: &receipt.ProviderID, Now: now})
 		})
