@@ -144,7 +144,7 @@ func (a *app) intake() *intake.Server {
 			CredentialMaxBytes: a.cfg.CredentialMaxBytes},
 		Console:    a.console,
 		Pseudonyms: a.deps.Pseudonyms, TwilioAuthToken: a.cfg.Twilio.AuthToken,
-		ResendWebhookSecret: a.cfg.Resend.WebhookSecret,
+		ResendWebhookSecret: a.cfg.Resend.WebhookSecret, KeyCacheTTL: a.cfg.APIKeyCacheTTL,
 	})
 }
 
