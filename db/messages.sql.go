@@ -306,6 +306,79 @@ func (q *Queries) MessageCreate(ctx context.Context, arg MessageCreateParams) (M
 	return i, err
 }
 
+const messageCreateForContact = `-- name: MessageCreateForContact :one
+INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, status, send_at, due_at,
+                      enqueued_at, created_at, updated_at)
+SELECT c.tenant_id, c.id, $1::text, $2::text, $3::text, $4::text, $5::text,
+       $6::timestamptz, $7::timestamptz, $8::timestamptz, $9::timestamptz,
+       $9::timestamptz
+FROM contacts c
+WHERE c.tenant_id = $10 AND c.external_id = $11
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
+`
+
+type MessageCreateForContactParams struct {
+	Kind       string
+	Channel    string
+	Subject    *string
+	Body       string
+	Status     string
+	SendAt     time.Time
+	DueAt      time.Time
+	EnqueuedAt *time.Time
+	Now        time.Time
+	TenantID   uuid.UUID
+	ExternalID string
+}
+
+// MessageCreateForContact is MessageCreate for a message to a contact named
+// by its external ID, looked up in the same statement (one round trip, not
+// two): no row when the tenant has no such contact.
+func (q *Queries) MessageCreateForContact(ctx context.Context, arg MessageCreateForContactParams) (Message, error) {
+	row := q.db.QueryRow(ctx, messageCreateForContact,
+		arg.Kind,
+		arg.Channel,
+		arg.Subject,
+		arg.Body,
+		arg.Status,
+		arg.SendAt,
+		arg.DueAt,
+		arg.EnqueuedAt,
+		arg.Now,
+		arg.TenantID,
+		arg.ExternalID,
+	)
+	var i Message
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ContactID,
+		&i.Kind,
+		&i.Channel,
+		&i.Subject,
+		&i.Body,
+		&i.Destination,
+		&i.Status,
+		&i.SendAt,
+		&i.DueAt,
+		&i.EnqueuedAt,
+		&i.ClaimedAt,
+		&i.SentAt,
+		&i.DeliveredAt,
+		&i.ProviderMessageID,
+		&i.Error,
+		&i.Attempts,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.AppointmentID,
+		&i.LocationID,
+		&i.Slot,
+		&i.BatchID,
+		&i.NoticeID,
+	)
+	return i, err
+}
+
 const messageDefer = `-- name: MessageDefer :exec
 UPDATE messages SET enqueued_at = NULL, updated_at = $1
 WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued')

@@ -177,7 +177,10 @@ func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) (err error
 // (finish, defer) commit with it.
 func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan, error) {
 	var plan sendPlan
-	err := h.Store.InTenant(ctx, p.TenantID, func(q *db.Queries) error {
+	// Pipelined: BEGIN travels with the lock, and the claim (or the
+	// decision not to send) with the COMMIT; the claim is still committed
+	// before this returns, so before any provider call.
+	err := h.Store.InTenantPipelined(ctx, p.TenantID, func(q *db.Queries) error {
 		row, err := q.MessageLock(ctx, db.MessageLockParams{TenantID: p.TenantID, ID: p.MessageID})
 		if db.IsNotFound(err) {
 			h.Logger.InfoContext(ctx, "message no longer exists; nothing to send")
@@ -407,7 +410,8 @@ func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provid
 	if sendErr == nil {
 		// Unsynced: if a crash loses this record, the row still says
 		// 'sending' and the next attempt finds the message at the provider.
-		err := h.Store.InTenantUnsynced(ctx, m.TenantID, func(q *db.Queries) error {
+		// Pipelined: one round trip.
+		err := h.Store.InTenantPipelinedUnsynced(ctx, m.TenantID, func(q *db.Queries) error {
 			return q.MessageMarkSent(ctx, db.MessageMarkSentParams{TenantID: m.TenantID, ID: m.ID,
 				ProviderMessageID: &receipt.ProviderID, Now: now})
 		})
@@ -590,19 +594,7 @@ type NewMessage struct {
 // hands it to EnqueueMessages after the transaction commits. Bulk messages
 // are never marked here: they reach Redis through AdmitBulk.
 func (d *Dispatcher) InsertMessage(ctx context.Context, q *db.Queries, m NewMessage) (db.Message, error) {
-	now := d.Clock.Now()
-	status := "queued"
-	if m.SendAt.After(now) {
-		status = "scheduled"
-	}
-	var reason *string
-	var enqueued *time.Time
-	switch {
-	case m.Suppressed != "":
-		status, reason = "suppressed", &m.Suppressed
-	case m.Kind != "bulk" && d.Within(m.SendAt):
-		enqueued = &now
-	}
+	now, status, reason, enqueued := d.newMessageState(m)
 	var contact *uuid.UUID
 	if m.ContactID != uuid.Nil {
 		contact = &m.ContactID
@@ -611,6 +603,38 @@ func (d *Dispatcher) InsertMessage(ctx context.Context, q *db.Queries, m NewMess
 		TenantID: m.TenantID, ContactID: contact, Kind: m.Kind, Channel: m.Channel, Subject: m.Subject,
 		Body: m.Body, Status: status, SendAt: m.SendAt, DueAt: m.SendAt, EnqueuedAt: enqueued,
 		AppointmentID: m.AppointmentID, LocationID: m.LocationID, Slot: m.Slot, Error: reason, Now: now})
+}
+
+// InsertMessageForContact is InsertMessage for a message to the contact
+// whose external ID is externalID (m.ContactID is ignored), looked up in
+// the same statement; db.IsNotFound when the tenant has no such contact.
+// Messages about an appointment or a location, or suppressed at creation,
+// go through InsertMessage.
+func (d *Dispatcher) InsertMessageForContact(ctx context.Context, q *db.Queries, externalID string, m NewMessage) (db.Message, error) {
+	if m.AppointmentID != nil || m.LocationID != nil || m.Slot != nil || m.Suppressed != "" {
+		return db.Message{}, errors.New("InsertMessageForContact: only plain messages")
+	}
+	now, status, _, enqueued := d.newMessageState(m)
+	return q.MessageCreateForContact(ctx, db.MessageCreateForContactParams{
+		TenantID: m.TenantID, ExternalID: externalID, Kind: m.Kind, Channel: m.Channel, Subject: m.Subject,
+		Body: m.Body, Status: status, SendAt: m.SendAt, DueAt: m.SendAt, EnqueuedAt: enqueued, Now: now})
+}
+
+// newMessageState is a new message's status, and whether it is marked
+// enqueued: when it is due within the horizon, and not bulk.
+func (d *Dispatcher) newMessageState(m NewMessage) (now time.Time, status string, reason *string, enqueued *time.Time) {
+	now = d.Clock.Now()
+	status = "queued"
+	if m.SendAt.After(now) {
+		status = "scheduled"
+	}
+	switch {
+	case m.Suppressed != "":
+		status, reason = "suppressed", &m.Suppressed
+	case m.Kind != "bulk" && d.Within(m.SendAt):
+		enqueued = &now
+	}
+	return now, status, reason, enqueued
 }
 
 // EnqueueMessages puts freshly committed messages that InsertMessage marked

@@ -6,6 +6,19 @@ VALUES (@tenant_id, @contact_id, @kind, @channel, sqlc.narg('subject'), @body, @
         sqlc.narg('error'), @now, @now)
 RETURNING *;
 
+-- MessageCreateForContact is MessageCreate for a message to a contact named
+-- by its external ID, looked up in the same statement (one round trip, not
+-- two): no row when the tenant has no such contact.
+-- name: MessageCreateForContact :one
+INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, status, send_at, due_at,
+                      enqueued_at, created_at, updated_at)
+SELECT c.tenant_id, c.id, @kind::text, @channel::text, sqlc.narg('subject')::text, @body::text, @status::text,
+       @send_at::timestamptz, @due_at::timestamptz, sqlc.narg('enqueued_at')::timestamptz, @now::timestamptz,
+       @now::timestamptz
+FROM contacts c
+WHERE c.tenant_id = @tenant_id AND c.external_id = @external_id
+RETURNING *;
+
 -- name: MessageGet :one
 SELECT * FROM messages WHERE tenant_id = @tenant_id AND id = @id;
 

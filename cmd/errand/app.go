@@ -147,8 +147,8 @@ func (a *app) intake() *intake.Server {
 			CredentialMaxBytes: a.cfg.CredentialMaxBytes},
 		Console:    a.console,
 		Pseudonyms: a.deps.Pseudonyms, TwilioAuthToken: a.cfg.Twilio.AuthToken,
-		ResendWebhookSecret: a.cfg.Resend.WebhookSecret,
-		DeletionSvc:         deletions, Deletions: deletions,
+		ResendWebhookSecret: a.cfg.Resend.WebhookSecret, KeyCacheTTL: a.cfg.APIKeyCacheTTL,
+		DeletionSvc: deletions, Deletions: deletions,
 	})
 }
 

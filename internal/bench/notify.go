@@ -138,6 +138,7 @@ func newNotifyStack(ctx context.Context, env *Env) (*notifyStack, error) {
 	srv := intake.NewServer(intake.Deps{Store: env.Store, Redis: rdb, Inspector: inspector, Dispatcher: disp, Clock: clk,
 		Logger: logger, Metrics: metrics.New(), Limiter: ratelimit.New(rdb), SecLog: sec, AdminToken: "bench-admin-token",
 		MaxBodyBytes: 1 << 20, RateLimit: ratelimit.PerSecond(1_000_000, 1_000_000), Pseudonyms: hasher,
+		KeyCacheTTL: time.Second, // ERRAND_API_KEY_CACHE_TTL's default
 		// The defaults of ERRAND_VERIFY_PER_ADDRESS and _PER_TENANT.
 		Verify: intake.VerifySettings{Codes: codes, Pseudonyms: hasher, PerDestination: ratelimit.Per(5, time.Hour, 5),
 			PerTenant: ratelimit.Per(1000, time.Hour, 1000)}})

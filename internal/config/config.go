@@ -33,6 +33,7 @@ type Config struct {
 	MaxBodyBytes      int64         // ERRAND_MAX_BODY_BYTES
 	RateLimit         int           // ERRAND_RATE_LIMIT: requests per second per API key
 	RateBurst         int           // ERRAND_RATE_BURST
+	APIKeyCacheTTL    time.Duration // ERRAND_API_KEY_CACHE_TTL: how long a live API key is trusted without asking PostgreSQL
 	DispatchInterval  time.Duration // ERRAND_DISPATCH_INTERVAL: due-scan and reconciler period
 	DispatchHorizon   time.Duration // ERRAND_DISPATCH_HORIZON: how far ahead tasks are put in Redis
 	ExportTTL         time.Duration // ERRAND_EXPORT_TTL: how long export files are kept
@@ -145,6 +146,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxBodyBytes:      int64(num("ERRAND_MAX_BODY_BYTES", 1<<20)),
 		RateLimit:         num("ERRAND_RATE_LIMIT", 100),
 		RateBurst:         num("ERRAND_RATE_BURST", 200),
+		APIKeyCacheTTL:    dur("ERRAND_API_KEY_CACHE_TTL", time.Second),
 		DispatchInterval:  dur("ERRAND_DISPATCH_INTERVAL", 15*time.Second),
 		DispatchHorizon:   dur("ERRAND_DISPATCH_HORIZON", 15*time.Minute),
 

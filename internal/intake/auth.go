@@ -69,13 +69,18 @@ func (s *Server) tenant(h handlerFunc, opts ...routeOption) http.Handler {
 			s.authFailed(r, "", "malformed or missing key")
 			return errUnauthenticated
 		}
-		row, err := s.Store.Q().APIKeyAuthenticate(r.Context(), prefix)
-		if db.IsNotFound(err) {
-			s.authFailed(r, prefix, "unknown or revoked key")
-			return errUnauthenticated
-		}
-		if err != nil {
-			return err
+		now := s.Clock.Now()
+		row, cached := s.keys.get(prefix, now)
+		if !cached {
+			row, err = s.Store.Q().APIKeyAuthenticate(r.Context(), prefix)
+			if db.IsNotFound(err) {
+				s.authFailed(r, prefix, "unknown or revoked key")
+				return errUnauthenticated
+			}
+			if err != nil {
+				return err
+			}
+			s.keys.put(prefix, row, now)
 		}
 		if !apikey.Equal(row.KeyHash, hash) {
 			s.authFailed(r, prefix, "wrong secret for key prefix")

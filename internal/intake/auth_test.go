@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -253,4 +254,49 @@ func TestTenantGetUnknownIs404(t *testing.T) {
 	resp := app.Do("GET", "/admin/v1/tenants/"+a.ID.String(), app.AdminToken, nil)
 	require.Equal(t, 200, resp.Status)
 	require.Equal(t, a.ID.String(), resp.JSON()["id"])
+}
+
+// With the API key cache on, a key revoked through this process is refused
+// at once; revoked elsewhere (another api process, SQL), it works for at
+// most the cache's TTL; a wrong secret and an unknown key are never
+// answered from the cache.
+func TestAPIKeyCacheRevocation(t *testing.T) {
+	const ttl = time.Second
+	app := testapp.New(t, func(o *testapp.Options) { o.KeyCacheTTL = ttl })
+	a, b := app.NewTenant("cache-a"), app.NewTenant("cache-b")
+	get := func(key string) int { return app.Do("GET", "/v1/contacts/nobody", key, nil).Status }
+	require.Equal(t, 404, get(a.Key), "a live key reaches the route")
+	require.Equal(t, 404, get(b.Key))
+	require.Equal(t, 401, get(wrongSecret(a.Key)), "a remembered key still needs its secret")
+
+	// Revoked through the admin API of this process: refused at once.
+	require.Equal(t, 200, app.Do("DELETE", "/admin/v1/api-keys/"+keyPrefix(t, a.Key), app.AdminToken, nil).Status)
+	require.Equal(t, 401, get(a.Key))
+
+	// Revoked behind this process's back: remembered until the TTL ends.
+	_, err := testenv.Owner(t).Exec(context.Background(), "UPDATE api_keys SET revoked_at = now() WHERE prefix = $1", keyPrefix(t, b.Key))
+	require.NoError(t, err)
+	app.Clock.Advance(ttl - time.Millisecond)
+	require.Equal(t, 404, get(b.Key), "within the TTL the cached key still works")
+	app.Clock.Advance(time.Millisecond)
+	require.Equal(t, 401, get(b.Key), "at the TTL the database is asked again")
+	require.Equal(t, 401, get(b.Key))
+}
+
+// With the API key cache on, cancelling the account through this process
+// locks its keys out at once, and restoring it lets them in at once.
+func TestAPIKeyCacheFollowsCancellationAndRestore(t *testing.T) {
+	app := testapp.New(t, func(o *testapp.Options) { o.KeyCacheTTL = time.Hour })
+	a := app.NewTenant("cache-cancel")
+	get := func() testapp.Response { return app.Do("GET", "/v1/contacts/nobody", a.Key, nil) }
+	require.Equal(t, 404, get().Status, "remembered as live")
+
+	del := app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "tenant"})
+	require.Equal(t, 202, del.Status, string(del.Body))
+	resp := get()
+	require.Equal(t, 403, resp.Status)
+	require.Equal(t, "tenant_cancelled", resp.ErrorCode())
+
+	require.Equal(t, 200, app.Do("DELETE", "/v1/deletions/"+del.JSON()["id"].(string), a.Key, nil).Status)
+	require.Equal(t, 404, get().Status, "restored at once")
 }

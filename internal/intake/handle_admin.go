@@ -86,6 +86,7 @@ func (s *Server) handleAPIKeyRevoke(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	s.keys.forget(k.Prefix)
 	encode(w, http.StatusOK, map[string]any{"prefix": k.Prefix, "tenant_id": k.TenantID.String(), "revoked_at": k.RevokedAt})
 	return nil
 }

@@ -136,6 +136,7 @@ func (s *Server) handleDeletionCreate(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
+	s.keys.forgetTenant(p.TenantID)
 	encode(w, http.StatusAccepted, map[string]any{"id": d.ID.String(), "status": d.Status, "purge_after": d.PurgeAfter})
 	return nil
 }
@@ -186,6 +187,7 @@ func (s *Server) handleDeletionCancel(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
+	s.keys.forgetTenant(p.TenantID)
 	out := deletionView(res.Deletion)
 	out.Note = "the account and its API keys work again; pending messages whose send time has not come are " +
 		"scheduled again, but messages whose time passed while the account was cancelled are not restored"

@@ -278,3 +278,17 @@ func TestCancelFarFutureMessage(t *testing.T) {
 	require.Empty(t, taskState(t, app, a.ID, id))
 	require.Equal(t, "cancelled", getMessage(t, app, a.Key, id).Status)
 }
+
+// The contact is looked up by the insert itself, under the caller's
+// row-level security: another tenant's contact ID is no contact at all.
+func TestMessageCreateToAnotherTenantsContactIs404(t *testing.T) {
+	app := testapp.New(t)
+	a, b := app.NewTenant("msg-owner"), app.NewTenant("msg-other")
+	putContact(t, app, a.Key, "only-a", map[string]any{"name": "Pat", "phone": "+13125550100"})
+	e := requireError(t, app.Do("POST", "/v1/messages", b.Key, map[string]any{"contact_id": "only-a", "channel": "sms", "body": "hi"}), 404, "not_found")
+	require.Equal(t, map[string]string{"contact_id": "no such contact"}, e.Error.Details)
+	require.Equal(t, 0, count(t, "SELECT count(*) FROM messages WHERE tenant_id IN ($1, $2)", a.ID, b.ID))
+	resp := app.Do("POST", "/v1/messages", a.Key, map[string]any{"contact_id": "only-a", "channel": "sms", "body": "hi"})
+	require.Equal(t, 202, resp.Status)
+	require.Equal(t, 1, count(t, "SELECT count(*) FROM messages WHERE tenant_id = $1 AND status = 'queued' AND enqueued_at IS NOT NULL", a.ID))
+}

@@ -64,6 +64,11 @@ type Deps struct {
 	TwilioAuthToken string
 	// ResendWebhookSecret verifies Resend's Svix signatures ("" = refuse them).
 	ResendWebhookSecret string
+	// KeyCacheTTL is how long a live API key is remembered without asking
+	// the database (ERRAND_API_KEY_CACHE_TTL; 0 = ask on every request):
+	// the longest a key revoked through another process, or a tenant
+	// cancelled, still works here (keycache.go).
+	KeyCacheTTL time.Duration
 }
 
 // Server is the intake.
@@ -73,12 +78,13 @@ type Server struct {
 	accounts *account.Service
 	mux      *http.ServeMux
 	links    *downloadlink.Signer
+	keys     *keyCache
 }
 
 // NewServer builds the intake's handler.
 func NewServer(d Deps) *Server {
 	s := &Server{Deps: d, logger: d.Logger, mux: http.NewServeMux(),
-		accounts: &account.Service{Store: d.Store, Clock: d.Clock, SecLog: d.SecLog}}
+		accounts: &account.Service{Store: d.Store, Clock: d.Clock, SecLog: d.SecLog}, keys: newKeyCache(d.KeyCacheTTL)}
 	if s.Deletions == nil && d.DeletionSvc != nil {
 		s.Deletions = d.DeletionSvc
 	}

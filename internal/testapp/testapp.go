@@ -87,6 +87,9 @@ type Options struct {
 	// Verify sets verification limits and the credential upload limit;
 	// its rate limits default to generous.
 	Verify intake.VerifySettings
+	// KeyCacheTTL turns on the API key cache (default off: a test that
+	// revokes a key by hand sees it refused at once).
+	KeyCacheTTL time.Duration
 }
 
 // New starts the intake (no workers yet) on an empty Redis database with a fake clock set to the real
@@ -158,6 +161,7 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 		Console:    con,
 		Pseudonyms: a.Deps.Pseudonyms, TwilioAuthToken: a.Twilio.AuthToken, ResendWebhookSecret: a.ResendWebhookSecret,
 		DeletionSvc: a.Deletions, Deletions: a.Deletions,
+		KeyCacheTTL: o.KeyCacheTTL,
 	})
 	a.HTTP = httptest.NewServer(a.Server)
 	t.Cleanup(a.HTTP.Close)
