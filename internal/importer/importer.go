@@ -63,7 +63,7 @@ var aliases = map[string]Field{
 
 	"name": Name, "fullname": Name, "clientname": Name, "customername": Name, "contactname": Name,
 	"displayname": Name,
-	"firstname": FirstName, "first": FirstName, "givenname": FirstName, "forename": FirstName, "fname": FirstName,
+	"firstname":   FirstName, "first": FirstName, "givenname": FirstName, "forename": FirstName, "fname": FirstName,
 	"lastname": LastName, "last": LastName, "surname": LastName, "familyname": LastName, "lname": LastName,
 
 	"phone": Phone, "phonenumber": Phone, "phoneno": Phone, "mobile": Phone, "mobilephone": Phone,
