@@ -234,7 +234,7 @@ func (q *Queries) ImportDefer(ctx context.Context, arg ImportDeferParams) error 
 
 const importDryRunBatch = `-- name: ImportDryRunBatch :one
 WITH matched AS (
-    SELECT s.line, s.key_hash,
+    SELECT s.line, s.key_hash, s.id_hashes,
            coalesce(
                (SELECT c.id FROM contacts c WHERE s.external_id IS NOT NULL AND c.tenant_id = $1
                                              AND c.external_id = s.external_id LIMIT 1),
@@ -245,18 +245,19 @@ WITH matched AS (
            ) AS contact_id
     FROM import_rows s WHERE s.tenant_id = $1 AND s.import_id = $2
 ), keyed AS (
-    SELECT m.line, m.contact_id,
+    SELECT m.line, m.contact_id, m.id_hashes,
            CASE WHEN m.contact_id IS NULL THEN m.key_hash
                 ELSE decode(replace(m.contact_id::text, '-', ''), 'hex') END AS k
     FROM matched m
 ), ranked AS (
-    SELECT y.line, y.contact_id, y.k, row_number() OVER (PARTITION BY y.k ORDER BY y.line DESC) AS rn,
+    SELECT y.line, y.contact_id, y.k, y.id_hashes,
+           row_number() OVER (PARTITION BY y.k ORDER BY y.line DESC) AS rn,
            EXISTS (SELECT 1 FROM import_seen z WHERE z.tenant_id = $1 AND z.import_id = $2
-                                                   AND z.key_hash = y.k) AS seen
+                                                   AND (z.key_hash = y.k OR z.key_hash = ANY (y.id_hashes))) AS seen
     FROM keyed y
 ), ins AS (
     INSERT INTO import_seen (import_id, tenant_id, key_hash)
-    SELECT $2, $1, r.k FROM ranked r WHERE r.rn = 1 AND NOT r.seen
+    SELECT DISTINCT $2::uuid, $1::uuid, unnest(array_append(r.id_hashes, r.k)) FROM ranked r
     ON CONFLICT DO NOTHING
 ), del AS (
     DELETE FROM import_rows r WHERE r.tenant_id = $1 AND r.import_id = $2
@@ -279,12 +280,39 @@ type ImportDryRunBatchRow struct {
 
 // ImportDryRunBatch counts what ImportMergeBatch would do, writing no
 // contact: rows are matched the same way, and import_seen remembers the
-// identities (keyed hashes) and contacts earlier batches already counted.
+// identities (keyed hashes of external_id, phone and email) and the
+// contacts earlier batches already counted, so a later row that shares
+// any of them is a duplicate, as it would be when merging.
 func (q *Queries) ImportDryRunBatch(ctx context.Context, arg ImportDryRunBatchParams) (ImportDryRunBatchRow, error) {
 	row := q.db.QueryRow(ctx, importDryRunBatch, arg.TenantID, arg.ImportID)
 	var i ImportDryRunBatchRow
 	err := row.Scan(&i.Created, &i.Updated, &i.Duplicates)
 	return i, err
+}
+
+const importErrorsAdd = `-- name: ImportErrorsAdd :exec
+INSERT INTO import_errors (import_id, tenant_id, line, reason, raw)
+SELECT $1, $2, unnest($3::bigint[]), unnest($4::text[]), unnest($5::jsonb[])
+`
+
+type ImportErrorsAddParams struct {
+	ImportID uuid.UUID
+	TenantID uuid.UUID
+	Lines    []int64
+	Reasons  []string
+	Raws     []json.RawMessage
+}
+
+// ImportErrorsAdd records a batch's rejected rows in one statement.
+func (q *Queries) ImportErrorsAdd(ctx context.Context, arg ImportErrorsAddParams) error {
+	_, err := q.db.Exec(ctx, importErrorsAdd,
+		arg.ImportID,
+		arg.TenantID,
+		arg.Lines,
+		arg.Reasons,
+		arg.Raws,
+	)
+	return err
 }
 
 const importErrorsDelete = `-- name: ImportErrorsDelete :execrows
@@ -321,7 +349,7 @@ type ImportErrorsPageParams struct {
 type ImportErrorsPageRow struct {
 	Line   int64
 	Reason string
-	Raw    []string
+	Raw    json.RawMessage
 }
 
 func (q *Queries) ImportErrorsPage(ctx context.Context, arg ImportErrorsPageParams) ([]ImportErrorsPageRow, error) {

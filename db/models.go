@@ -185,7 +185,7 @@ type ImportError struct {
 	TenantID uuid.UUID
 	Line     int64
 	Reason   string
-	Raw      []string
+	Raw      json.RawMessage
 }
 
 type ImportRow struct {
@@ -193,6 +193,7 @@ type ImportRow struct {
 	ImportID     uuid.UUID
 	Line         int64
 	KeyHash      []byte
+	IDHashes     [][]byte
 	ExternalID   *string
 	Name         string
 	Phone        *string

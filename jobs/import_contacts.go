@@ -98,6 +98,9 @@ type ImportContacts struct {
 	FilesTTL   time.Duration
 	// BatchRows is the most rows per batch (0 = ImportBatchRows).
 	BatchRows int
+	// AfterBatch, when set, runs after each committed batch (tests: an
+	// error ends the attempt there, as if its worker had died).
+	AfterBatch func(batch int32) error
 }
 
 // NewImportContacts builds the handler from the shared dependencies.
@@ -380,6 +383,11 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 			return h.retryLater(ctx, imp, attempt, err)
 		}
 		writeImportResult(t, importResult(cur))
+		if h.AfterBatch != nil {
+			if err := h.AfterBatch(cur.BatchesDone); err != nil {
+				return err
+			}
+		}
 		if fe != nil {
 			return h.fail(ctx, imp, fe.Error()+"; the rows before it were imported", Permanent(fe))
 		}
@@ -408,9 +416,8 @@ func (h *ImportContacts) keyHash(key string) []byte {
 }
 
 var (
-	importRowColumns = []string{"tenant_id", "import_id", "line", "key_hash", "external_id", "name", "phone", "email",
-		"address", "property_type", "closing_date", "notes"}
-	importErrorColumns = []string{"import_id", "tenant_id", "line", "reason", "raw"}
+	importRowColumns = []string{"tenant_id", "import_id", "line", "key_hash", "id_hashes", "external_id", "name",
+		"phone", "email", "address", "property_type", "closing_date", "notes"}
 )
 
 // commitBatch writes one batch and moves the import forward, in one
@@ -428,7 +435,15 @@ func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt
 				if s.row.ClosingDate != nil {
 					date = pgtype.Date{Time: *s.row.ClosingDate, Valid: true}
 				}
-				rows[i] = []any{imp.TenantID, imp.ID, s.line, h.keyHash(s.key), s.row.ExternalID, s.row.Name,
+				// Only a dry run needs the hashes (import_seen).
+				key, ids := []byte{}, [][]byte{}
+				if imp.DryRun {
+					key = h.keyHash(s.key)
+					for _, id := range identities(s.row) {
+						ids = append(ids, h.keyHash(id))
+					}
+				}
+				rows[i] = []any{imp.TenantID, imp.ID, s.line, key, ids, s.row.ExternalID, s.row.Name,
 					s.row.Phone, s.row.Email, s.row.Address, s.row.PropertyType, date, s.row.Notes}
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, importRowColumns, pgx.CopyFromRows(rows)); err != nil {
@@ -450,11 +465,12 @@ func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt
 			}
 		}
 		if len(b.rejected) > 0 {
-			rows := make([][]any, len(b.rejected))
-			for i, r := range b.rejected {
-				rows[i] = []any{imp.ID, imp.TenantID, r.Line, r.Reason, storable(r.Raw)}
+			p := db.ImportErrorsAddParams{ImportID: imp.ID, TenantID: imp.TenantID}
+			for _, r := range b.rejected {
+				raw, _ := json.Marshal(storable(r.Raw))
+				p.Lines, p.Reasons, p.Raws = append(p.Lines, r.Line), append(p.Reasons, r.Reason), append(p.Raws, raw)
 			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_errors"}, importErrorColumns, pgx.CopyFromRows(rows)); err != nil {
+			if err := q.ImportErrorsAdd(ctx, p); err != nil {
 				return fmt.Errorf("record rejected rows: %w", err)
 			}
 		}
@@ -485,7 +501,7 @@ func lastLine(b *importBatch) int64 {
 	return l
 }
 
-// storable makes cells safe for a text[] column: valid UTF-8, no NUL.
+// storable makes cells safe for a jsonb column: valid UTF-8, no NUL.
 func storable(raw []string) []string {
 	out := make([]string, len(raw))
 	for i, c := range raw {

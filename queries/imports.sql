@@ -128,6 +128,11 @@ DELETE FROM import_errors WHERE tenant_id = @tenant_id AND import_id = @import_i
 WITH r AS (DELETE FROM import_rows WHERE import_rows.tenant_id = @tenant_id AND import_rows.import_id = @import_id)
 DELETE FROM import_seen WHERE import_seen.tenant_id = @tenant_id AND import_seen.import_id = @import_id;
 
+-- ImportErrorsAdd records a batch's rejected rows in one statement.
+-- name: ImportErrorsAdd :exec
+INSERT INTO import_errors (import_id, tenant_id, line, reason, raw)
+SELECT @import_id, @tenant_id, unnest(@lines::bigint[]), unnest(@reasons::text[]), unnest(@raws::jsonb[]);
+
 -- name: ImportErrorsPage :many
 SELECT line, reason, raw FROM import_errors
 WHERE tenant_id = @tenant_id AND import_id = @import_id AND line > @after_line
@@ -188,10 +193,12 @@ SELECT (SELECT count(*) FROM ins)::bigint AS created,
 
 -- ImportDryRunBatch counts what ImportMergeBatch would do, writing no
 -- contact: rows are matched the same way, and import_seen remembers the
--- identities (keyed hashes) and contacts earlier batches already counted.
+-- identities (keyed hashes of external_id, phone and email) and the
+-- contacts earlier batches already counted, so a later row that shares
+-- any of them is a duplicate, as it would be when merging.
 -- name: ImportDryRunBatch :one
 WITH matched AS (
-    SELECT s.line, s.key_hash,
+    SELECT s.line, s.key_hash, s.id_hashes,
            coalesce(
                (SELECT c.id FROM contacts c WHERE s.external_id IS NOT NULL AND c.tenant_id = @tenant_id
                                              AND c.external_id = s.external_id LIMIT 1),
@@ -202,18 +209,19 @@ WITH matched AS (
            ) AS contact_id
     FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
 ), keyed AS (
-    SELECT m.line, m.contact_id,
+    SELECT m.line, m.contact_id, m.id_hashes,
            CASE WHEN m.contact_id IS NULL THEN m.key_hash
                 ELSE decode(replace(m.contact_id::text, '-', ''), 'hex') END AS k
     FROM matched m
 ), ranked AS (
-    SELECT y.line, y.contact_id, y.k, row_number() OVER (PARTITION BY y.k ORDER BY y.line DESC) AS rn,
+    SELECT y.line, y.contact_id, y.k, y.id_hashes,
+           row_number() OVER (PARTITION BY y.k ORDER BY y.line DESC) AS rn,
            EXISTS (SELECT 1 FROM import_seen z WHERE z.tenant_id = @tenant_id AND z.import_id = @import_id
-                                                   AND z.key_hash = y.k) AS seen
+                                                   AND (z.key_hash = y.k OR z.key_hash = ANY (y.id_hashes))) AS seen
     FROM keyed y
 ), ins AS (
     INSERT INTO import_seen (import_id, tenant_id, key_hash)
-    SELECT @import_id, @tenant_id, r.k FROM ranked r WHERE r.rn = 1 AND NOT r.seen
+    SELECT DISTINCT @import_id::uuid, @tenant_id::uuid, unnest(array_append(r.id_hashes, r.k)) FROM ranked r
     ON CONFLICT DO NOTHING
 ), del AS (
     DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id

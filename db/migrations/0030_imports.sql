@@ -71,11 +71,17 @@ CREATE INDEX imports_files_expiry_idx ON imports (files_expire_at) WHERE files_e
 -- The staging table of the fast path: a batch is COPYed here, merged into
 -- contacts and deleted again in one transaction, so no other transaction
 -- ever sees its rows. Unlogged: nothing in it outlives its transaction.
+-- It is the one tenant table without row-level security, because
+-- PostgreSQL refuses COPY FROM into a table that has it; every statement
+-- on it names the tenant and the import, and no committed row is left.
 CREATE UNLOGGED TABLE import_rows (
     tenant_id     uuid NOT NULL,
     import_id     uuid NOT NULL,
     line          bigint NOT NULL,
+    -- Dry runs only: keyed hashes of the row's identity (external_id, else
+    -- phone, else email) and of each of them (import_seen).
     key_hash      bytea NOT NULL,
+    id_hashes     bytea[] NOT NULL DEFAULT '{}',
     external_id   text,
     name          text NOT NULL DEFAULT '',
     phone         text,
@@ -104,16 +110,12 @@ CREATE TABLE import_errors (
     tenant_id uuid NOT NULL,
     line      bigint NOT NULL,
     reason    text NOT NULL,
-    raw       text[] NOT NULL,
+    raw       jsonb NOT NULL, -- the cells as uploaded, a JSON array of strings
     PRIMARY KEY (import_id, line)
 );
 
 ALTER TABLE imports ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON imports
-    USING (tenant_id = errand_tenant() OR errand_system())
-    WITH CHECK (tenant_id = errand_tenant() OR errand_system());
-ALTER TABLE import_rows ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON import_rows
     USING (tenant_id = errand_tenant() OR errand_system())
     WITH CHECK (tenant_id = errand_tenant() OR errand_system());
 ALTER TABLE import_seen ENABLE ROW LEVEL SECURITY;

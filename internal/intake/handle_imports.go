@@ -316,9 +316,11 @@ func (s *Server) handleImportErrors(w http.ResponseWriter, r *http.Request) erro
 			return nil // the headers are out
 		}
 		for _, e := range page {
-			row := make([]string, 0, 2+max(len(e.Raw), len(imp.Header)))
+			var raw []string
+			json.Unmarshal(e.Raw, &raw) //nolint:errcheck // written by the job as an array of strings
+			row := make([]string, 0, 2+max(len(raw), len(imp.Header)))
 			row = append(row, strconv.FormatInt(e.Line, 10), e.Reason)
-			row = append(row, e.Raw...)
+			row = append(row, raw...)
 			for len(row) < 2+len(imp.Header) {
 				row = append(row, "")
 			}
