@@ -37,7 +37,7 @@ type Benchmark struct {
 
 // Benchmarks lists every benchmark, in the order `errand bench all` runs them.
 func Benchmarks() []Benchmark {
-	return []Benchmark{Notify(), CredentialCheck(), Export()}
+	return []Benchmark{Notify(), CredentialCheck(), Export(), Import()}
 }
 
 // Env is a private database and Redis database for one run.
