@@ -14,7 +14,7 @@ import (
 )
 
 const contactGet = `-- name: ContactGet :one
-SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id FROM contacts WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key FROM contacts WHERE tenant_id = $1 AND id = $2
 `
 
 type ContactGetParams struct {
@@ -40,12 +40,13 @@ func (q *Queries) ContactGet(ctx context.Context, arg ContactGetParams) (Contact
 		&i.PropertyType,
 		&i.ClosingDate,
 		&i.LastImportID,
+		&i.EmailKey,
 	)
 	return i, err
 }
 
 const contactGetByExternalID = `-- name: ContactGetByExternalID :one
-SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id FROM contacts WHERE tenant_id = $1 AND external_id = $2
+SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key FROM contacts WHERE tenant_id = $1 AND external_id = $2
 `
 
 type ContactGetByExternalIDParams struct {
@@ -71,6 +72,7 @@ func (q *Queries) ContactGetByExternalID(ctx context.Context, arg ContactGetByEx
 		&i.PropertyType,
 		&i.ClosingDate,
 		&i.LastImportID,
+		&i.EmailKey,
 	)
 	return i, err
 }
@@ -118,7 +120,7 @@ VALUES ($1, $2, $3, $4, $5, $6,
 ON CONFLICT (tenant_id, external_id) DO UPDATE
 SET name = excluded.name, phone = excluded.phone, email = excluded.email, timezone = excluded.timezone,
     address = excluded.address, notes = excluded.notes, updated_at = excluded.updated_at
-RETURNING id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, (xmax = 0)::boolean AS inserted
+RETURNING id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key, (xmax = 0)::boolean AS inserted
 `
 
 type ContactUpsertParams struct {
@@ -148,6 +150,7 @@ type ContactUpsertRow struct {
 	PropertyType *string
 	ClosingDate  pgtype.Date
 	LastImportID *uuid.UUID
+	EmailKey     *string
 	Inserted     bool
 }
 
@@ -181,6 +184,7 @@ func (q *Queries) ContactUpsert(ctx context.Context, arg ContactUpsertParams) (C
 		&i.PropertyType,
 		&i.ClosingDate,
 		&i.LastImportID,
+		&i.EmailKey,
 		&i.Inserted,
 	)
 	return i, err

@@ -58,6 +58,7 @@ type Contact struct {
 	PropertyType *string
 	ClosingDate  pgtype.Date
 	LastImportID *uuid.UUID
+	EmailKey     *string
 }
 
 type Credential struct {
@@ -198,6 +199,7 @@ type ImportRow struct {
 	Name         string
 	Phone        *string
 	Email        *string
+	EmailKey     *string
 	Address      *string
 	PropertyType *string
 	ClosingDate  pgtype.Date

@@ -417,7 +417,7 @@ func (h *ImportContacts) keyHash(key string) []byte {
 
 var (
 	importRowColumns = []string{"tenant_id", "import_id", "line", "key_hash", "id_hashes", "external_id", "name",
-		"phone", "email", "address", "property_type", "closing_date", "notes"}
+		"phone", "email", "email_key", "address", "property_type", "closing_date", "notes"}
 )
 
 // commitBatch writes one batch and moves the import forward, in one
@@ -427,6 +427,14 @@ func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt
 	var out db.Import
 	err := h.Store.InTenantTx(ctx, imp.TenantID, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		q := db.New(tx)
+		// Match staged rows through the contacts indexes whatever the
+		// statistics say: a first big import grows contacts faster than
+		// autovacuum re-analyzes it, and a plan made for a "small" table
+		// (a scan of contacts per staged row) would make each batch
+		// quadratic.
+		if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+			return err
+		}
 		var created, updated, dups int64
 		if len(b.rows) > 0 {
 			rows := make([][]any, len(b.rows))
@@ -443,8 +451,13 @@ func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt
 						ids = append(ids, h.keyHash(id))
 					}
 				}
+				var emailKey *string
+				if s.row.Email != nil {
+					k := strings.ToLower(*s.row.Email)
+					emailKey = &k
+				}
 				rows[i] = []any{imp.TenantID, imp.ID, s.line, key, ids, s.row.ExternalID, s.row.Name,
-					s.row.Phone, s.row.Email, s.row.Address, s.row.PropertyType, date, s.row.Notes}
+					s.row.Phone, s.row.Email, emailKey, s.row.Address, s.row.PropertyType, date, s.row.Notes}
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, importRowColumns, pgx.CopyFromRows(rows)); err != nil {
 				return fmt.Errorf("stage batch: %w", err)

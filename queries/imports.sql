@@ -148,23 +148,23 @@ LIMIT @max_rows;
 -- what the contact has. New contacts without an external_id get one
 -- ("import-" and a random UUID). The batch's staged rows are deleted.
 -- name: ImportMergeBatch :one
-WITH matched AS (
+WITH matched AS MATERIALIZED (
     SELECT s.line, s.external_id, s.name, s.phone, s.email, s.address, s.property_type, s.closing_date, s.notes,
            coalesce(
                (SELECT c.id FROM contacts c WHERE s.external_id IS NOT NULL AND c.tenant_id = @tenant_id
                                              AND c.external_id = s.external_id LIMIT 1),
                (SELECT c.id FROM contacts c WHERE s.phone IS NOT NULL AND c.tenant_id = @tenant_id
                                              AND c.phone = s.phone ORDER BY c.created_at LIMIT 1),
-               (SELECT c.id FROM contacts c WHERE s.email IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND lower(c.email) = lower(s.email) ORDER BY c.created_at LIMIT 1)
+               (SELECT c.id FROM contacts c WHERE s.email_key IS NOT NULL AND c.tenant_id = @tenant_id
+                                             AND c.email_key = s.email_key ORDER BY c.created_at LIMIT 1)
            ) AS contact_id
     FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
 ), ranked AS (
     SELECT m.line, m.external_id, m.name, m.phone, m.email, m.address, m.property_type, m.closing_date, m.notes,
-           m.contact_id, c.last_import_id AS prev_import,
+           m.contact_id, (SELECT c.last_import_id FROM contacts c WHERE c.id = m.contact_id) AS prev_import,
            row_number() OVER (PARTITION BY coalesce(m.contact_id::text, 'new:' || m.line::text)
                               ORDER BY m.line DESC) AS rn
-    FROM matched m LEFT JOIN contacts c ON c.id = m.contact_id
+    FROM matched m
 ), upd AS (
     UPDATE contacts c
     SET name = CASE WHEN w.name <> '' THEN w.name ELSE c.name END,
@@ -197,15 +197,15 @@ SELECT (SELECT count(*) FROM ins)::bigint AS created,
 -- contacts earlier batches already counted, so a later row that shares
 -- any of them is a duplicate, as it would be when merging.
 -- name: ImportDryRunBatch :one
-WITH matched AS (
+WITH matched AS MATERIALIZED (
     SELECT s.line, s.key_hash, s.id_hashes,
            coalesce(
                (SELECT c.id FROM contacts c WHERE s.external_id IS NOT NULL AND c.tenant_id = @tenant_id
                                              AND c.external_id = s.external_id LIMIT 1),
                (SELECT c.id FROM contacts c WHERE s.phone IS NOT NULL AND c.tenant_id = @tenant_id
                                              AND c.phone = s.phone ORDER BY c.created_at LIMIT 1),
-               (SELECT c.id FROM contacts c WHERE s.email IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND lower(c.email) = lower(s.email) ORDER BY c.created_at LIMIT 1)
+               (SELECT c.id FROM contacts c WHERE s.email_key IS NOT NULL AND c.tenant_id = @tenant_id
+                                             AND c.email_key = s.email_key ORDER BY c.created_at LIMIT 1)
            ) AS contact_id
     FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
 ), keyed AS (
