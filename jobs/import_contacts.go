@@ -344,38 +344,22 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 	if limit <= 0 {
 		limit = ImportBatchRows
 	}
-	cur := imp
-	b := &importBatch{index: map[string]int{}}
-	b.reset(time.Now())
-	for {
-		rec, rerr := rd.Next()
-		if rerr == nil {
-			b.total++
-			if rec.Reason != "" {
-				b.rejected = append(b.rejected, rec)
-			} else {
-				b.add(rec.Line, rec.Row)
-			}
-			if int(b.total) < limit && time.Since(b.started) < importBatchEvery {
-				continue
-			}
+	// Reading (decoding, parsing, phone numbers) and merging overlap: the
+	// next batch is read while the database merges this one. At most two
+	// batches are held.
+	batches := make(chan readBatch, 1)
+	rctx, stopReading := context.WithCancel(ctx)
+	go h.readBatches(rctx, rd, src, imp.FileBytes, limit, batches)
+	defer func() {
+		stopReading()
+		for range batches { //nolint:revive // wait for the reader to let go of the file
 		}
-		var fe *importer.FileError
-		switch {
-		case rerr == nil, errors.Is(rerr, io.EOF):
-		case errors.As(rerr, &fe):
-			// The rest of the file cannot be read: report where, keep
-			// what came before.
-			b.total++
-			b.rejected = append(b.rejected, importer.Record{Line: fe.Line, Reason: fe.Reason})
-		default:
-			return h.readFailed(ctx, imp, attempt, rerr)
+	}()
+	for rb := range batches {
+		if rb.err != nil {
+			return h.readFailed(ctx, imp, attempt, rb.err)
 		}
-		progress := int32(min(99, src.n.Load()*100/max(imp.FileBytes, 1)))
-		if errors.Is(rerr, io.EOF) {
-			progress = 100
-		}
-		cur, err = h.commitBatch(ctx, imp, attempt, b, rd, progress)
+		cur, err := h.commitBatch(ctx, imp, attempt, rb.batch, rb.records, rb.progress)
 		if errors.Is(err, errImportStopped) {
 			return h.stopped(ctx, imp)
 		}
@@ -388,13 +372,73 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 				return err
 			}
 		}
-		if fe != nil {
-			return h.fail(ctx, imp, fe.Error()+"; the rows before it were imported", Permanent(fe))
+		if rb.fileErr != nil {
+			return h.fail(ctx, imp, rb.fileErr.Error()+"; the rows before it were imported", Permanent(rb.fileErr))
 		}
-		if errors.Is(rerr, io.EOF) {
+		if rb.eof {
 			return h.succeed(ctx, t, imp, attempt)
 		}
+	}
+	return h.retryLater(ctx, imp, attempt, ctx.Err())
+}
+
+// readBatch is one batch as the reader hands it over.
+type readBatch struct {
+	batch    *importBatch
+	records  int64 // the resume point once this batch is committed
+	progress int32
+	eof      bool
+	fileErr  *importer.FileError // the rest of the file cannot be read
+	err      error               // reading failed (transient)
+}
+
+// readBatches reads the file into batches of at most limit rows (or
+// importBatchEvery of reading) until its end, an error, or ctx ends.
+func (h *ImportContacts) readBatches(ctx context.Context, rd *importer.Reader, src *countingReader, size int64,
+	limit int, out chan<- readBatch) {
+	defer close(out)
+	for {
+		b := &importBatch{index: map[string]int{}}
 		b.reset(time.Now())
+		var rerr error
+		for {
+			rec, err := rd.Next()
+			if err != nil {
+				rerr = err
+				break
+			}
+			b.total++
+			if rec.Reason != "" {
+				b.rejected = append(b.rejected, rec)
+			} else {
+				b.add(rec.Line, rec.Row)
+			}
+			if int(b.total) >= limit || time.Since(b.started) >= importBatchEvery {
+				break
+			}
+		}
+		rb := readBatch{batch: b, records: rd.Records(), progress: int32(min(99, src.n.Load()*100/max(size, 1)))}
+		var fe *importer.FileError
+		switch {
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF):
+			rb.eof, rb.progress = true, 100
+		case errors.As(rerr, &fe):
+			// Report where, keep what came before.
+			b.total++
+			b.rejected = append(b.rejected, importer.Record{Line: fe.Line, Reason: fe.Reason})
+			rb.fileErr = fe
+		default:
+			rb = readBatch{err: rerr}
+		}
+		select {
+		case out <- rb:
+		case <-ctx.Done():
+			return
+		}
+		if rerr != nil {
+			return
+		}
 	}
 }
 
@@ -423,7 +467,7 @@ var (
 // commitBatch writes one batch and moves the import forward, in one
 // transaction.
 func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt int32, b *importBatch,
-	rd *importer.Reader, progress int32) (db.Import, error) {
+	records int64, progress int32) (db.Import, error) {
 	var out db.Import
 	err := h.Store.InTenantTx(ctx, imp.TenantID, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		q := db.New(tx)
@@ -489,7 +533,7 @@ func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt
 		}
 		n, err := q.ImportCommitBatch(ctx, db.ImportCommitBatchParams{TenantID: imp.TenantID, ID: imp.ID, Attempt: attempt,
 			Rows: b.total, Created: created, Updated: updated, Rejected: int64(len(b.rejected)),
-			Duplicates: dups + b.dups, RecordsDone: rd.Records(), LineDone: lastLine(b), Progress: progress,
+			Duplicates: dups + b.dups, RecordsDone: records, LineDone: lastLine(b), Progress: progress,
 			Now: h.Clock.Now()})
 		if err != nil {
 			return fmt.Errorf("record batch: %w", err)
