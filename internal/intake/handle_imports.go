@@ -267,8 +267,9 @@ func (s *Server) handleImportCancel(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	now := s.Clock.Now()
+	var cancelled db.Import
 	err = s.Store.InTenant(r.Context(), imp.TenantID, func(q *db.Queries) (err error) {
-		imp, err = q.ImportCancel(r.Context(), db.ImportCancelParams{TenantID: imp.TenantID, ID: imp.ID,
+		cancelled, err = q.ImportCancel(r.Context(), db.ImportCancelParams{TenantID: imp.TenantID, ID: imp.ID,
 			FilesExpireAt: now.Add(jobs.DefaultImportFilesTTL), Now: now})
 		return err
 	})
@@ -279,7 +280,7 @@ func (s *Server) handleImportCancel(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, importView(imp))
+	encode(w, http.StatusOK, importView(cancelled))
 	return nil
 }
 
