@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const contactGet = `-- name: ContactGet :one
-SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at FROM contacts WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key FROM contacts WHERE tenant_id = $1 AND id = $2
 `
 
 type ContactGetParams struct {
@@ -36,12 +37,16 @@ func (q *Queries) ContactGet(ctx context.Context, arg ContactGetParams) (Contact
 		&i.Notes,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PropertyType,
+		&i.ClosingDate,
+		&i.LastImportID,
+		&i.EmailKey,
 	)
 	return i, err
 }
 
 const contactGetByExternalID = `-- name: ContactGetByExternalID :one
-SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at FROM contacts WHERE tenant_id = $1 AND external_id = $2
+SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key FROM contacts WHERE tenant_id = $1 AND external_id = $2
 `
 
 type ContactGetByExternalIDParams struct {
@@ -64,6 +69,10 @@ func (q *Queries) ContactGetByExternalID(ctx context.Context, arg ContactGetByEx
 		&i.Notes,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PropertyType,
+		&i.ClosingDate,
+		&i.LastImportID,
+		&i.EmailKey,
 	)
 	return i, err
 }
@@ -111,7 +120,7 @@ VALUES ($1, $2, $3, $4, $5, $6,
 ON CONFLICT (tenant_id, external_id) DO UPDATE
 SET name = excluded.name, phone = excluded.phone, email = excluded.email, timezone = excluded.timezone,
     address = excluded.address, notes = excluded.notes, updated_at = excluded.updated_at
-RETURNING id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, (xmax = 0)::boolean AS inserted
+RETURNING id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key, (xmax = 0)::boolean AS inserted
 `
 
 type ContactUpsertParams struct {
@@ -127,18 +136,22 @@ type ContactUpsertParams struct {
 }
 
 type ContactUpsertRow struct {
-	ID         uuid.UUID
-	TenantID   uuid.UUID
-	ExternalID string
-	Name       string
-	Phone      *string
-	Email      *string
-	Timezone   *string
-	Address    *string
-	Notes      *string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-	Inserted   bool
+	ID           uuid.UUID
+	TenantID     uuid.UUID
+	ExternalID   string
+	Name         string
+	Phone        *string
+	Email        *string
+	Timezone     *string
+	Address      *string
+	Notes        *string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	PropertyType *string
+	ClosingDate  pgtype.Date
+	LastImportID *uuid.UUID
+	EmailKey     *string
+	Inserted     bool
 }
 
 // ContactUpsert creates or replaces a contact by its external ID; inserted
@@ -168,6 +181,10 @@ func (q *Queries) ContactUpsert(ctx context.Context, arg ContactUpsertParams) (C
 		&i.Notes,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PropertyType,
+		&i.ClosingDate,
+		&i.LastImportID,
+		&i.EmailKey,
 		&i.Inserted,
 	)
 	return i, err

@@ -314,7 +314,7 @@ SELECT c.tenant_id, c.id, $1::text, $2::text, $3::text, $4::text, $5::text,
        $9::timestamptz
 FROM contacts c
 WHERE c.tenant_id = $10 AND c.external_id = $11
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
 `
 
 type MessageCreateForContactParams struct {
@@ -375,6 +375,7 @@ func (q *Queries) MessageCreateForContact(ctx context.Context, arg MessageCreate
 		&i.Slot,
 		&i.BatchID,
 		&i.NoticeID,
+		&i.DeletionID,
 	)
 	return i, err
 }

@@ -54,17 +54,21 @@ type ConsoleSession struct {
 }
 
 type Contact struct {
-	ID         uuid.UUID
-	TenantID   uuid.UUID
-	ExternalID string
-	Name       string
-	Phone      *string
-	Email      *string
-	Timezone   *string
-	Address    *string
-	Notes      *string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	ID           uuid.UUID
+	TenantID     uuid.UUID
+	ExternalID   string
+	Name         string
+	Phone        *string
+	Email        *string
+	Timezone     *string
+	Address      *string
+	Notes        *string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	PropertyType *string
+	ClosingDate  pgtype.Date
+	LastImportID *uuid.UUID
+	EmailKey     *string
 }
 
 type Credential struct {
@@ -178,6 +182,71 @@ type IdempotencyKey struct {
 	ResponseBody   []byte
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
+}
+
+type Import struct {
+	ID             uuid.UUID
+	TenantID       uuid.UUID
+	Status         string
+	DryRun         bool
+	FileKey        *string
+	FileBytes      int64
+	FileSha256     string
+	Mapping        json.RawMessage
+	Header         []string
+	UnknownColumns []string
+	Encoding       string
+	Delimiter      string
+	RowsTotal      int64
+	RowsCreated    int64
+	RowsUpdated    int64
+	RowsRejected   int64
+	RowsDuplicates int64
+	Progress       int32
+	RecordsDone    int64
+	LineDone       int64
+	BatchesDone    int32
+	Error          *string
+	Attempts       int32
+	DueAt          time.Time
+	EnqueuedAt     *time.Time
+	ClaimedAt      *time.Time
+	HeartbeatAt    *time.Time
+	FinishedAt     *time.Time
+	FilesExpireAt  *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type ImportError struct {
+	ImportID uuid.UUID
+	TenantID uuid.UUID
+	Line     int64
+	Reason   string
+	Raw      json.RawMessage
+}
+
+type ImportRow struct {
+	TenantID     uuid.UUID
+	ImportID     uuid.UUID
+	Line         int64
+	KeyHash      []byte
+	IDHashes     [][]byte
+	ExternalID   *string
+	Name         string
+	Phone        *string
+	Email        *string
+	EmailKey     *string
+	Address      *string
+	PropertyType *string
+	ClosingDate  pgtype.Date
+	Notes        *string
+}
+
+type ImportSeen struct {
+	ImportID uuid.UUID
+	TenantID uuid.UUID
+	KeyHash  []byte
 }
 
 type LegalHold struct {

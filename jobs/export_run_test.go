@@ -274,7 +274,7 @@ func TestTenantExportCSV(t *testing.T) {
 	checkManifest(t, a)
 
 	want := []string{"README.txt", "account.csv", "api_keys.csv", "contacts.csv", "messages.csv", "locations.csv",
-		"location_templates.csv", "appointments.csv", "opt_outs.csv", "opt_out_history.csv", "verifications.csv",
+		"location_templates.csv", "appointments.csv", "opt_outs.csv", "opt_out_history.csv", "imports.csv", "verifications.csv",
 		"credentials.csv", "credential_reviews.csv", "deletions.csv", "exports.csv", "privacy_requests.csv",
 		"privacy_request_history.csv", "security_log.csv", "manifest.json"}
 	require.Equal(t, want, a.names(), "README first, manifest last, one file per table")
@@ -285,7 +285,7 @@ func TestTenantExportCSV(t *testing.T) {
 	require.Nil(t, a.manifest.ContactID)
 	require.Equal(t, f.app.Clock.Now(), a.manifest.GeneratedAt)
 	for table, n := range map[string]int64{"tenants": 1, "api_keys": 1, "contacts": 2, "messages": 4, "suppressions": 2,
-		"suppression_events": 2, "exports": 1, "privacy_requests": 0} {
+		"suppression_events": 2, "imports": 0, "exports": 1, "privacy_requests": 0} {
 		require.Equal(t, n, a.rows(table), table)
 	}
 	require.Equal(t, e.RowsDone, a.manifest.Rows(), "the row's count is the manifest's")

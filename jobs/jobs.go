@@ -115,6 +115,7 @@ func kinds(d Deps) map[string]kind {
 	credentialVerify := NewCredentialVerify(d)
 	exportRun := NewExportRun(d)
 	deletions := NewDeletions(d)
+	importContacts := NewImportContacts(d)
 	return map[string]kind{
 		TypeMessageSend:  {handler: send, giveUp: send.GiveUp},
 		TypeDispatchScan: {handler: &DispatchScan{Dispatcher: d.Dispatcher, Metrics: d.Metrics}},
@@ -130,12 +131,15 @@ func kinds(d Deps) map[string]kind {
 		TypeDeletionRun:    {handler: deletions},
 		TypeDeletionScan:   {handler: deletionScan{deletions}},
 		TypeRetentionSweep: {handler: NewRetentionSweep(d)},
+		// Imports of client lists.
+		TypeImportContacts: {handler: importContacts, giveUp: importContacts.GiveUp},
+		TypeImportExpire:   {handler: NewImportExpire(d)},
 	}
 }
 
 // Dispatchables lists the tables whose rows the dispatcher keeps in Redis.
 func Dispatchables() []Dispatchable {
-	return []Dispatchable{Messages{}, BulkMessages{}, Credentials{}, Exports{}}
+	return []Dispatchable{Messages{}, BulkMessages{}, Credentials{}, Exports{}, Imports{}}
 }
 
 // Register wires every kind into mux, wrapped with logging and metrics.
@@ -309,6 +313,7 @@ func Periodic(dispatchEvery time.Duration) []periodic.Entry {
 		{Name: "webhook-prune", Every: time.Hour, Type: TypeWebhookPrune, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
 		{Name: "credential-expiry", Every: time.Hour, Type: TypeCredentialExpiryWatch, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "export-expire", Every: 10 * time.Minute, Type: TypeExportExpire, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
+		{Name: "import-expire", Every: time.Hour, Type: TypeImportExpire, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "privacy-deadlines", Every: 15 * time.Minute, Type: TypePrivacyDeadlines, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		// Purges whose grace period ended (and any a crash interrupted).
 		{Name: "deletion-scan", Every: 15 * time.Minute, Type: TypeDeletionScan, Queue: QueueMaintenance, Timeout: 2 * time.Hour},

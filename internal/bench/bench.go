@@ -37,7 +37,7 @@ type Benchmark struct {
 
 // Benchmarks lists every benchmark, in the order `errand bench all` runs them.
 func Benchmarks() []Benchmark {
-	return []Benchmark{Notify(), CredentialCheck(), Export(), Purge(), Load()}
+	return []Benchmark{Notify(), CredentialCheck(), Export(), Import(), Purge(), Load()}
 }
 
 // Env is a private database and Redis database for one run.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -87,4 +88,24 @@ func TestLoadRuns(t *testing.T) {
 	for _, k := range loadKinds {
 		require.NotEqual(t, "-", r.Extra["http_"+k.name], k.name)
 	}
+}
+
+// The import benchmark runs end to end at its smallest size: the job
+// creates exactly the clients the file holds, rejects the bad rows and
+// merges the duplicates, and the baseline copies the same clients.
+func TestImportBenchmarkRuns(t *testing.T) {
+	ctx := context.Background()
+	env := newEnv(t)
+	rows, err := Import().Run(ctx, env, 0.001)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	r := rows[0]
+	require.Len(t, r.Baseline, 3)
+	require.Len(t, r.Job, 3)
+	require.Equal(t, 1000, Median(r.Job).Items)
+	require.Equal(t, "20", r.Extra["rejected"])
+	duplicates, err := strconv.Atoi(r.Extra["duplicates"])
+	require.NoError(t, err)
+	require.Equal(t, 1000, Median(r.Baseline).Items+20+duplicates)
+	require.Positive(t, Median(r.Job).PeakRSS)
 }

@@ -48,6 +48,8 @@ type Config struct {
 	VerifyPerTenant    int   // ERRAND_VERIFY_PER_TENANT: codes per hour one tenant may request
 	CredentialMaxBytes int64 // ERRAND_CREDENTIAL_MAX_BYTES: largest credential document upload
 
+	ImportMaxBytes int64 // ERRAND_IMPORT_MAX_BYTES: largest client-list (CSV) upload
+
 	// TaskCheckInterval is how often an idle worker asks Redis for work
 	// (ERRAND_TASK_CHECK_INTERVAL): the floor of enqueue→start latency.
 	TaskCheckInterval time.Duration
@@ -153,6 +155,7 @@ func Load(getenv func(string) string) (Config, error) {
 		VerifyPerAddress:   num("ERRAND_VERIFY_PER_ADDRESS", 5),
 		VerifyPerTenant:    num("ERRAND_VERIFY_PER_TENANT", 1000),
 		CredentialMaxBytes: int64(num("ERRAND_CREDENTIAL_MAX_BYTES", 10<<20)),
+		ImportMaxBytes:     int64(num("ERRAND_IMPORT_MAX_BYTES", 100<<20)),
 
 		ExportTTL: dur("ERRAND_EXPORT_TTL", 7*24*time.Hour),
 

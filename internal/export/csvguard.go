@@ -234,3 +234,9 @@ func (g *formulaGuard) Close() error {
 	g.state = atCellStart
 	return g.err
 }
+
+// NewFormulaGuard wraps w so that CSV written through it (comma, double
+// quote, LF between records, as encoding/csv and COPY write it) cannot
+// open as a formula in a spreadsheet; Close flushes a cell still held.
+// Other features that serve CSV (an import's rejected rows) use it too.
+func NewFormulaGuard(w io.Writer) io.WriteCloser { return newFormulaGuard(w) }

@@ -54,10 +54,13 @@ func Sources() []Source {
 		},
 		{
 			Name: "contacts", File: "contacts", Large: true,
-			Description: "Contacts (your customers): id is the ID you gave each contact; phones in E.164.",
-			Tenant: `SELECT external_id AS id, name, phone, email, timezone, address, notes, created_at, updated_at
+			Description: "Contacts (your customers): id is the ID you gave each contact (import-… when an import " +
+				"made it); phones in E.164.",
+			Tenant: `SELECT external_id AS id, name, phone, email, timezone, address, property_type, closing_date, notes,
+					created_at, updated_at
 				FROM contacts WHERE tenant_id = {{tenant_id}}`,
-			Contact: `SELECT external_id AS id, name, phone, email, timezone, address, notes, created_at, updated_at
+			Contact: `SELECT external_id AS id, name, phone, email, timezone, address, property_type, closing_date, notes,
+					created_at, updated_at
 				FROM contacts WHERE tenant_id = {{tenant_id}} AND id = {{contact_id}}`,
 		},
 		{
@@ -160,6 +163,16 @@ func Sources() []Source {
 			Tenant: `SELECT id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts,
 					hold_reason, held_since, held_until, started_at, completed_at, cancelled_at, created_at
 				FROM deletions WHERE tenant_id = {{tenant_id}} ORDER BY created_at`,
+		},
+		{
+			Name: "imports", File: "imports",
+			Description: "Client-list imports: status, options, the header found and the columns ignored, and the " +
+				"counts (the uploaded files and rejected rows themselves are not included; they are deleted " +
+				"7 days after each import ends).",
+			Tenant: `SELECT id, status, dry_run, file_bytes, file_sha256, encoding, delimiter, mapping, header,
+					unknown_columns, rows_total, rows_created, rows_updated, rows_rejected, rows_duplicates, progress,
+					error, created_at, finished_at, files_expire_at
+				FROM imports WHERE tenant_id = {{tenant_id}} ORDER BY created_at`,
 		},
 		{
 			Name: "exports", File: "exports",

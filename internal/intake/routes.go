@@ -62,6 +62,13 @@ func (s *Server) routes() {
 	m.Handle("GET /admin/v1/credentials/{id}/document", s.admin(s.handleAdminCredentialDocument))
 	m.Handle("POST /admin/v1/credentials/{id}/review", s.admin(s.idempotent(s.handleCredentialReview)))
 
+	// Imports of client lists (issue 5): the upload streams under its own
+	// limit (ERRAND_IMPORT_MAX_BYTES).
+	m.Handle("POST /v1/imports", s.tenant(withBodyLimit(s.importBodyLimit, s.idempotent(s.handleImportCreate))))
+	m.Handle("GET /v1/imports/{id}", s.tenant(s.handleImportGet))
+	m.Handle("GET /v1/imports/{id}/errors", s.tenant(s.handleImportErrors))
+	m.Handle("DELETE /v1/imports/{id}", s.tenant(s.handleImportCancel))
+
 	// Exports and privacy requests. A cancelled tenant can still export
 	// everything; the download link needs no API key, only its signature.
 	m.Handle("POST /v1/exports", s.tenant(s.idempotent(s.handleExportCreate), allowCancelled))

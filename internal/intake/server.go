@@ -45,6 +45,9 @@ type Deps struct {
 	PublicURL    string
 	MaxBodyBytes int64
 	RateLimit    ratelimit.Limit
+	// ImportMaxBytes bounds an import upload (ERRAND_IMPORT_MAX_BYTES;
+	// 0 = DefaultImportMaxBytes).
+	ImportMaxBytes int64
 	// Verify configures verification codes and credential uploads.
 	Verify VerifySettings
 	// Console serves /monitoring/ (asynqmon behind admin auth); nil = none.
@@ -172,6 +175,7 @@ func bodyLimitExempt(pattern string) bool {
 
 var streamingRoutes = map[string]struct{}{
 	"POST /v1/pros/{external_id}/credentials": {}, // withBodyLimit: ERRAND_CREDENTIAL_MAX_BYTES
+	"POST /v1/imports":                        {}, // withBodyLimit: ERRAND_IMPORT_MAX_BYTES
 }
 
 func (s *Server) metricsHandler() http.Handler {

@@ -83,7 +83,9 @@ type App struct {
 type Options struct {
 	RateLimit ratelimit.Limit // default: generous
 	MaxBody   int64           // default 1 MiB
-	Retry     jobs.RetryPolicy
+	// ImportMaxBytes bounds import uploads (0 = the default, 100 MiB).
+	ImportMaxBytes int64
+	Retry          jobs.RetryPolicy
 	// Verify sets verification limits and the credential upload limit;
 	// its rate limits default to generous.
 	Verify intake.VerifySettings
@@ -157,7 +159,7 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	a.Server = intake.NewServer(intake.Deps{
 		Store: a.Store, Redis: a.Redis, Inspector: a.Inspector, Dispatcher: a.Dispatcher, Clock: a.Clock,
 		Logger: a.Logger, Metrics: a.Metrics, Limiter: ratelimit.New(a.Redis), SecLog: a.SecLog, Files: a.Files,
-		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, RateLimit: o.RateLimit, Verify: o.Verify, SecretKey: testSecret,
+		AdminToken: a.AdminToken, MaxBodyBytes: o.MaxBody, ImportMaxBytes: o.ImportMaxBytes, RateLimit: o.RateLimit, Verify: o.Verify, SecretKey: testSecret,
 		Console:    con,
 		Pseudonyms: a.Deps.Pseudonyms, TwilioAuthToken: a.Twilio.AuthToken, ResendWebhookSecret: a.ResendWebhookSecret,
 		DeletionSvc: a.Deletions, Deletions: a.Deletions,

@@ -1,0 +1,481 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/testapp"
+	"github.com/errandhq/errand/jobs"
+)
+
+type importFixture struct {
+	app    *testapp.App
+	tenant testapp.Tenant
+	other  testapp.Tenant
+}
+
+func setupImport(t *testing.T, opts ...func(*testapp.Options)) importFixture {
+	t.Helper()
+	app := testapp.New(t, opts...)
+	return importFixture{app: app, tenant: app.NewTenant("Acme Realty"), other: app.NewTenant("Other Realty")}
+}
+
+// upload posts a CSV body and returns the import's ID.
+func (f importFixture) upload(t *testing.T, body []byte, query string) uuid.UUID {
+	t.Helper()
+	res := f.app.Do("POST", "/v1/imports"+query, f.tenant.Key, body, "Content-Type", "text/csv")
+	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
+	require.Equal(t, "queued", res.JSON()["status"])
+	return f.app.MustUUID(res.JSON()["id"])
+}
+
+func importTask(tenant, id uuid.UUID) *asynq.Task {
+	j := jobs.NewImportContactsJob(tenant, id)
+	return asynq.NewTask(j.Type, j.Payload)
+}
+
+func (f importFixture) run(t *testing.T, id uuid.UUID, h *jobs.ImportContacts) error {
+	t.Helper()
+	if h == nil {
+		h = jobs.NewImportContacts(f.app.Deps)
+	}
+	return h.ProcessTask(context.Background(), importTask(f.tenant.ID, id))
+}
+
+func (f importFixture) get(t *testing.T, id uuid.UUID) map[string]any {
+	t.Helper()
+	res := f.app.Do("GET", "/v1/imports/"+id.String(), f.tenant.Key, nil)
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	return res.JSON()
+}
+
+func counts(m map[string]any) [5]int {
+	n := func(k string) int { return int(m[k].(float64)) }
+	return [5]int{n("rows_total"), n("rows_created"), n("rows_updated"), n("rows_rejected"), n("rows_duplicates")}
+}
+
+func (f importFixture) contacts(t *testing.T) []db.Contact {
+	t.Helper()
+	var out []db.Contact
+	ctx := context.Background()
+	require.NoError(t, f.app.Store.InTenantTx(ctx, f.tenant.ID, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, external_id, name, phone, email, address, notes FROM contacts
+			WHERE tenant_id = $1 ORDER BY name`, f.tenant.ID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c db.Contact
+			if err := rows.Scan(&c.ID, &c.ExternalID, &c.Name, &c.Phone, &c.Email, &c.Address, &c.Notes); err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return rows.Err()
+	}))
+	return out
+}
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "internal", "importer", "testdata", name))
+	require.NoError(t, err)
+	return b
+}
+
+// Every messy-file fixture imports end to end: through the API, the file
+// store and the job, with the counts the parser's own tests expect.
+func TestImportMessyFiles(t *testing.T) {
+	f := setupImport(t)
+	cases := []struct {
+		file              string
+		created, rejected int
+	}{
+		{"utf8_bom.csv", 2, 0}, {"windows1252.csv", 2, 0}, {"utf16le.txt", 2, 0}, {"utf16be.csv", 1, 0},
+		{"crlf.csv", 2, 0}, {"semicolon.csv", 2, 0}, {"tab.tsv", 2, 0}, {"quoted_newlines.csv", 2, 1},
+		{"ragged.csv", 2, 1}, {"blank_lines.csv", 2, 0}, {"wide40.csv", 2, 0}, {"first_last.csv", 2, 0},
+		{"dates.csv", 4, 1}, {"late_bad_bytes.csv", 701, 1},
+	}
+	before := 0
+	for _, c := range cases {
+		id := f.upload(t, readFixture(t, c.file), "")
+		require.NoError(t, f.run(t, id, nil), c.file)
+		got := f.get(t, id)
+		require.Equal(t, "succeeded", got["status"], c.file)
+		require.Equal(t, [5]int{c.created + c.rejected, c.created, 0, c.rejected, 0}, counts(got), c.file)
+		require.EqualValues(t, 100, got["progress"])
+		after := len(f.contacts(t))
+		require.Equal(t, c.created, after-before, c.file)
+		before = after
+	}
+	byName := map[string]db.Contact{}
+	for _, c := range f.contacts(t) {
+		byName[c.Name] = c
+	}
+	require.Equal(t, "+13125550144", *byName["José Müller"].Phone) // Windows-1252, transcoded
+	require.Equal(t, "lukasz@example.com", *byName["Łukasz Nowak"].Email)
+	require.Equal(t, "Gate code 12\nring twice\n\"back door\"", *byName["Nia Long"].Notes)
+	require.Equal(t, "c-1", byName["Zoë Adams"].ExternalID)
+	require.True(t, strings.HasPrefix(byName["Mia Chen"].ExternalID, "import-"))
+	_, garbled := byName["Bad Bytes \uFFFD"]
+	require.False(t, garbled)
+}
+
+func TestImportWithoutIdentityColumnFailsWithAReason(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, readFixture(t, "no_identity.csv"), "")
+	err := f.run(t, id, nil)
+	require.Error(t, err)
+	got := f.get(t, id)
+	require.Equal(t, "failed", got["status"])
+	require.Contains(t, got["error"], "no phone or email column was recognised")
+}
+
+// A dry run counts exactly what the real import then does, and writes no
+// contact.
+func TestImportDryRunThenReal(t *testing.T) {
+	f := setupImport(t)
+	body := []byte("ID,Name,Phone,Email\n" +
+		"a1,Ann,3125550101,ann@example.com\n" +
+		"a2,Ben,3125550102,\n" +
+		"a3,Cat,bad,\n" +
+		",Ann Again,3125550101,\n" + // same phone as a1: duplicate, merged
+		"a4,Dan,,dan@example.com\n" +
+		"a5,Eve,3125550105,\n" +
+		",Dan Later,,DAN@example.com\n") // same email as a4
+	h := jobs.NewImportContacts(f.app.Deps)
+	h.BatchRows = 2 // duplicates across batches too
+
+	dry := f.upload(t, body, "?dry_run=true")
+	require.NoError(t, f.run(t, dry, h))
+	gotDry := f.get(t, dry)
+	require.Equal(t, true, gotDry["dry_run"])
+	require.Equal(t, "succeeded", gotDry["status"])
+	require.Empty(t, f.contacts(t))
+
+	real := f.upload(t, body, "")
+	require.NoError(t, f.run(t, real, h))
+	gotReal := f.get(t, real)
+	require.Equal(t, [5]int{7, 4, 0, 1, 2}, counts(gotReal))
+	require.Equal(t, counts(gotReal), counts(gotDry))
+	cs := f.contacts(t)
+	require.Len(t, cs, 4)
+	names := []string{}
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	// Last wins: the later row's non-blank cells replace the earlier's.
+	require.ElementsMatch(t, []string{"Ann Again", "Ben", "Dan Later", "Eve"}, names)
+
+	// Nothing is left in the working tables.
+	var staged int
+	require.NoError(t, f.app.Store.InTenantTx(context.Background(), f.tenant.ID, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return tx.QueryRow(context.Background(),
+			`SELECT (SELECT count(*) FROM import_rows) + (SELECT count(*) FROM import_seen)`).Scan(&staged)
+	}))
+	require.Zero(t, staged)
+}
+
+// Importing the same file again updates, never duplicates.
+func TestImportTwiceIsIdempotent(t *testing.T) {
+	f := setupImport(t)
+	body := []byte("Name,Phone,Email,Notes\nAnn,3125550101,ann@example.com,first\nBen,,ben@example.com,\n")
+	first := f.upload(t, body, "")
+	require.NoError(t, f.run(t, first, nil))
+	require.Equal(t, [5]int{2, 2, 0, 0, 0}, counts(f.get(t, first)))
+	again := f.upload(t, body, "")
+	require.NoError(t, f.run(t, again, nil))
+	require.Equal(t, [5]int{2, 0, 2, 0, 0}, counts(f.get(t, again)))
+	require.Len(t, f.contacts(t), 2)
+
+	// An existing contact (made through the API) is matched by phone and
+	// keeps its external ID; a blank cell keeps what it had.
+	res := f.app.Do("PUT", "/v1/contacts/crm-9", f.tenant.Key, map[string]any{"name": "Cy", "phone": "+13125550109",
+		"address": "1 Old Rd"})
+	require.Less(t, res.Status, 300, string(res.Body))
+	third := f.upload(t, []byte("Name,Phone,Address\nCy Updated,(312) 555-0109,\n"), "")
+	require.NoError(t, f.run(t, third, nil))
+	require.Equal(t, [5]int{1, 0, 1, 0, 0}, counts(f.get(t, third)))
+	for _, c := range f.contacts(t) {
+		if c.ExternalID == "crm-9" {
+			require.Equal(t, "Cy Updated", c.Name)
+			require.Equal(t, "1 Old Rd", *c.Address)
+		}
+	}
+	require.Len(t, f.contacts(t), 3)
+}
+
+func bigFile(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("Client ID,Name,Phone\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "k%d,Person %d,312555%04d\n", i, i, 2000+i)
+	}
+	return b.Bytes()
+}
+
+// A worker that dies after some batches leaves the row running; once its
+// heartbeat is stale the next attempt resumes after the last committed
+// batch, and the end result equals an uninterrupted import.
+func TestImportKillAndResume(t *testing.T) {
+	f := setupImport(t)
+	body := bigFile(23)
+	id := f.upload(t, body, "")
+	killed := errors.New("worker killed")
+	h := jobs.NewImportContacts(f.app.Deps)
+	h.BatchRows = 5
+	h.AfterBatch = func(batch int32) error {
+		if batch == 2 {
+			return killed
+		}
+		return nil
+	}
+	require.ErrorIs(t, f.run(t, id, h), killed)
+	mid := f.get(t, id)
+	require.Equal(t, "running", mid["status"])
+	require.Equal(t, [5]int{10, 10, 0, 0, 0}, counts(mid))
+	require.Len(t, f.contacts(t), 10)
+
+	// A retry too soon finds the attempt still (apparently) alive.
+	h.AfterBatch = nil
+	err := f.run(t, id, h)
+	require.Error(t, err)
+	require.Equal(t, "running", f.get(t, id)["status"])
+
+	f.app.Clock.Advance(3 * time.Minute)
+	require.NoError(t, f.run(t, id, h))
+	done := f.get(t, id)
+	require.Equal(t, "succeeded", done["status"])
+	require.Equal(t, [5]int{23, 23, 0, 0, 0}, counts(done))
+	require.Len(t, f.contacts(t), 23)
+}
+
+// A transient failure mid-file (the database went away) puts the import
+// back in line with its counts; the retry resumes.
+func TestImportResumesAfterATransientFailure(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, bigFile(12), "")
+	h := jobs.NewImportContacts(f.app.Deps)
+	h.BatchRows = 4
+	ctx, cancel := context.WithCancel(context.Background())
+	h.AfterBatch = func(batch int32) error {
+		if batch == 1 {
+			cancel() // the next batch's transaction fails
+		}
+		return nil
+	}
+	err := h.ProcessTask(ctx, importTask(f.tenant.ID, id))
+	require.Error(t, err)
+	mid := f.get(t, id)
+	require.Equal(t, "queued", mid["status"])
+	require.Equal(t, [5]int{4, 4, 0, 0, 0}, counts(mid))
+	require.Contains(t, mid["error"], "retrying")
+
+	h.AfterBatch = nil
+	f.app.Clock.Advance(time.Hour)
+	require.NoError(t, f.run(t, id, h))
+	require.Equal(t, [5]int{12, 12, 0, 0, 0}, counts(f.get(t, id)))
+	require.Len(t, f.contacts(t), 12)
+}
+
+// DELETE stops a running import between batches: the batch after it is
+// rolled back and nothing more is written.
+func TestImportCancel(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, bigFile(20), "")
+	h := jobs.NewImportContacts(f.app.Deps)
+	h.BatchRows = 5
+	h.AfterBatch = func(batch int32) error {
+		if batch == 1 {
+			res := f.app.Do("DELETE", "/v1/imports/"+id.String(), f.tenant.Key, nil)
+			require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+			require.Equal(t, "cancelled", res.JSON()["status"])
+		}
+		return nil
+	}
+	require.NoError(t, f.run(t, id, h))
+	got := f.get(t, id)
+	require.Equal(t, "cancelled", got["status"])
+	require.Equal(t, [5]int{5, 5, 0, 0, 0}, counts(got))
+	require.Len(t, f.contacts(t), 5)
+
+	// A finished import cannot be cancelled; a later task does nothing.
+	res := f.app.Do("DELETE", "/v1/imports/"+id.String(), f.tenant.Key, nil)
+	require.Equal(t, http.StatusConflict, res.Status)
+	require.NoError(t, f.run(t, id, nil))
+	require.Len(t, f.contacts(t), 5)
+}
+
+func TestImportCrossTenantIsNotFound(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, []byte("Phone\n3125550101\n"), "")
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/v1/imports/" + id.String()},
+		{"GET", "/v1/imports/" + id.String() + "/errors"},
+		{"DELETE", "/v1/imports/" + id.String()},
+		{"GET", "/v1/imports/not-a-uuid"},
+	} {
+		res := f.app.Do(c.method, c.path, f.other.Key, nil)
+		require.Equal(t, http.StatusNotFound, res.Status, c.method+" "+c.path)
+	}
+	require.Equal(t, "queued", f.get(t, id)["status"])
+}
+
+// The rejected rows come back as uploaded, with line and reason, and no
+// cell can run as a spreadsheet formula.
+func TestImportErrorsCSVIsFormulaSafe(t *testing.T) {
+	f := setupImport(t)
+	body := []byte("Name,Phone,Notes\n" +
+		"=HYPERLINK(\"http://evil.example\"),not a phone,@SUM(A1)\n" +
+		"Good,3125550101,ok\n" +
+		"+cmd,,\"\tTabbed\"\n" +
+		"-2,,x\n")
+	id := f.upload(t, body, "")
+	require.NoError(t, f.run(t, id, nil))
+	require.Equal(t, [5]int{4, 1, 0, 3, 0}, counts(f.get(t, id)))
+	res := f.app.Do("GET", "/v1/imports/"+id.String()+"/errors", f.tenant.Key, nil)
+	require.Equal(t, http.StatusOK, res.Status)
+	require.Contains(t, res.Header.Get("Content-Type"), "text/csv")
+	rows, err := csv.NewReader(bytes.NewReader(res.Body)).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"line", "reason", "Name", "Phone", "Notes"}, rows[0])
+	require.Len(t, rows, 4)
+	require.Equal(t, "2", rows[1][0])
+	require.Equal(t, `'=HYPERLINK("http://evil.example")`, rows[1][2])
+	require.Equal(t, "'@SUM(A1)", rows[1][4])
+	require.Equal(t, "4", rows[2][0])
+	require.Equal(t, "'+cmd", rows[2][2])
+	require.Equal(t, "'\tTabbed", rows[2][4])
+	require.Equal(t, "5", rows[3][0])
+	require.Equal(t, "-2", rows[3][2]) // a plain number stays as it is
+	for _, r := range rows[1:] {
+		require.NotEmpty(t, r[1])
+	}
+}
+
+// An imported contact whose number is on the opt-out list stays opted out.
+func TestImportKeepsOptOuts(t *testing.T) {
+	f := setupImport(t)
+	ctx := context.Background()
+	hash := f.app.Deps.Pseudonyms.Address("sms", "+13125550177")
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms", AddressHash: hash,
+			Reason: "opt_out", Source: "inbound_sms", Now: f.app.Clock.Now()})
+	}))
+	id := f.upload(t, []byte("Name,Phone\nOpted Out,312-555-0177\n"), "")
+	require.NoError(t, f.run(t, id, nil))
+	require.Equal(t, [5]int{1, 1, 0, 0, 0}, counts(f.get(t, id)))
+	cs := f.contacts(t)
+	require.Len(t, cs, 1)
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		s, err := q.SuppressionGet(ctx, db.SuppressionGetParams{TenantID: f.tenant.ID, Channel: "sms",
+			AddressHash: f.app.Deps.Pseudonyms.Address("sms", *cs[0].Phone)})
+		require.Equal(t, "opt_out", s.Reason)
+		return err
+	}))
+}
+
+func TestImportTooLargeIs413AndKeepsNothing(t *testing.T) {
+	f := setupImport(t, func(o *testapp.Options) { o.ImportMaxBytes = 1000 })
+	res := f.app.Do("POST", "/v1/imports", f.tenant.Key, bigFile(100), "Content-Type", "text/csv")
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.Status, string(res.Body))
+	entries, err := os.ReadDir(filepath.Join(f.app.FilesDir, "tenants", f.tenant.ID.String(), "imports"))
+	if err == nil {
+		require.Empty(t, entries)
+	}
+	// Just under the limit is accepted.
+	res = f.app.Do("POST", "/v1/imports", f.tenant.Key, bigFile(20), "Content-Type", "text/csv")
+	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
+}
+
+func TestImportMultipartWithMapping(t *testing.T) {
+	f := setupImport(t)
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	require.NoError(t, mw.WriteField("mapping", `{"phone": "Digits", "name": "Who"}`))
+	fw, err := mw.CreateFormFile("file", "clients.csv")
+	require.NoError(t, err)
+	fw.Write([]byte("Who,Digits,Shoe Size\nAmy,3125550170,9\n")) //nolint:errcheck
+	require.NoError(t, mw.Close())
+	res := f.app.Do("POST", "/v1/imports", f.tenant.Key, b.Bytes(), "Content-Type", mw.FormDataContentType())
+	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
+	id := f.app.MustUUID(res.JSON()["id"])
+	require.NoError(t, f.run(t, id, nil))
+	got := f.get(t, id)
+	require.Equal(t, [5]int{1, 1, 0, 0, 0}, counts(got))
+	require.Equal(t, []any{"Shoe Size"}, got["unknown_columns"])
+	require.Equal(t, "Amy", f.contacts(t)[0].Name)
+
+	bad := f.app.Do("POST", `/v1/imports?mapping={"shoe":"x"}`, f.tenant.Key, "Phone\n1\n", "Content-Type", "text/csv")
+	require.Equal(t, http.StatusUnprocessableEntity, bad.Status)
+	bad = f.app.Do("POST", "/v1/imports", f.tenant.Key, "{}", "Content-Type", "application/json")
+	require.Equal(t, http.StatusUnsupportedMediaType, bad.Status)
+}
+
+// Through the real worker: the task's result in asynqmon carries the
+// progress and counts.
+func TestImportThroughTheWorker(t *testing.T) {
+	f := setupImport(t)
+	f.app.StartWorker(2)
+	id := f.upload(t, bigFile(30), "")
+	f.app.Eventually(30*time.Second, "import to finish", func() bool {
+		return f.get(t, id)["status"] == "succeeded"
+	})
+	var info *asynq.TaskInfo
+	f.app.Eventually(10*time.Second, "task result", func() bool {
+		var err error
+		info, err = f.app.Inspector.GetTaskInfo(jobs.QueueBulk, "import:"+id.String())
+		return err == nil && len(info.Result) > 0 && info.State == asynq.TaskStateCompleted
+	})
+	var r jobs.ImportResult
+	require.NoError(t, json.Unmarshal(info.Result, &r))
+	require.Equal(t, jobs.ImportResult{Status: "succeeded", Progress: 100, Total: 30, Created: 30}, r)
+}
+
+// The upload and the rejected rows are deleted a week after the import
+// ends; the row and its counts stay.
+func TestImportFilesExpire(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, []byte("Name,Phone\nAmy,3125550170\nBad,nope\n"), "")
+	require.NoError(t, f.run(t, id, nil))
+	ctx := context.Background()
+	key := fmt.Sprintf(jobs.ImportFileKey, f.tenant.ID, id)
+	ok, err := f.app.Files.Exists(ctx, key)
+	require.NoError(t, err)
+	require.True(t, ok)
+	sweep := jobs.NewImportExpire(f.app.Deps)
+	n, err := sweep.Sweep(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	f.app.Clock.Advance(jobs.DefaultImportFilesTTL + time.Minute)
+	n, err = sweep.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	ok, err = f.app.Files.Exists(ctx, key)
+	require.NoError(t, err)
+	require.False(t, ok)
+	res := f.app.Do("GET", "/v1/imports/"+id.String()+"/errors", f.tenant.Key, nil)
+	rows, err := csv.NewReader(bytes.NewReader(res.Body)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 1) // the header only
+	require.Equal(t, [5]int{2, 1, 0, 1, 0}, counts(f.get(t, id)))
+}
