@@ -37,10 +37,13 @@ import (
 //   - api_keys: hashes only; they can reach nothing but the deletion's
 //     certificate and (empty) exports once the tenant is purged.
 //
-// The imports feature adds its table here ("imports", before "contacts"
-// if it references them); its files live under tenants/<id>/imports/ and
-// go with the tenant's prefix.
+// Imports' uploads live under tenants/<id>/imports/ and go with the
+// tenant's prefix.
 var TenantPurgeTables = []string{
+	"import_errors",
+	"import_seen",
+	"import_rows",
+	"imports",
 	"credential_expiry_notices",
 	"credential_reviews",
 	"credentials",
@@ -260,6 +263,9 @@ func (s *Deletions) contactErasureSteps(contactID uuid.UUID, c *db.Contact, mino
 			"tenant_id = $1 AND (destination_hash = ANY($3::bytea[]) OR destination = ANY($4::text[]))", hashes, addrs),
 		deleteStep("appointments", "appointments", "tenant_id = $1 AND contact_id = $3", contactID),
 		s.exportFilesStep(contactID),
+		s.importFilesStep(),
+		deleteStep("import_errors", "import_errors",
+			"tenant_id = $1 AND EXISTS (SELECT FROM unnest($3::text[]) i WHERE strpos(raw::text, i) > 0)", idents),
 		deleteStep("exports", "exports", "tenant_id = $1 AND contact_id = $3", contactID),
 		step{name: "privacy_request_notes", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
 			var total int64
@@ -327,6 +333,37 @@ func (s *Deletions) exportFilesStep(contactID uuid.UUID) step {
 			}
 		}
 		n := int64(len(list))
+		return n, more(n, a.limit), nil
+	}}
+}
+
+// importFilesStep deletes the stored uploads of the tenant's finished
+// imports: a client list names many people and cannot be edited, so an
+// erasure does not wait for the uploads' own expiry (7 days after each
+// import). The import rows and their counts stay. An import still running
+// keeps its upload until it ends; its expiry then removes it.
+func (s *Deletions) importFilesStep() step {
+	return step{name: "import_files", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
+		rows, err := tx.Query(ctx, `UPDATE imports i SET file_key = NULL, files_expire_at = NULL, updated_at = $3
+			FROM (SELECT id, file_key FROM imports WHERE tenant_id = $1 AND file_key IS NOT NULL
+			      AND status IN ('succeeded', 'failed', 'cancelled') LIMIT $2) old
+			WHERE i.id = old.id RETURNING old.file_key`, a.tenant, a.limit, a.now)
+		if err != nil {
+			return 0, nil, err
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return 0, nil, err
+		}
+		// As with exports: the files go before the rows say so.
+		if s.Files != nil {
+			for _, k := range keys {
+				if err := s.Files.Delete(ctx, k); err != nil { // what is gone already is no error
+					return 0, nil, err
+				}
+			}
+		}
+		n := int64(len(keys))
 		return n, more(n, a.limit), nil
 	}}
 }

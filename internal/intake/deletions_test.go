@@ -456,6 +456,16 @@ func testContactErasure(t *testing.T, minor bool) {
 	resp = app.Do("POST", "/v1/messages", a.Key, map[string]any{"contact_id": "zq", "channel": "sms",
 		"body": "Thanks Zelda Quixote", "send_at": now.Add(72 * time.Hour).Format(time.RFC3339)}, "Idempotency-Key", "k1")
 	require.Equalf(t, 202, resp.Status, "body: %s", resp.Body)
+	// A client list that names her, with a row of hers it rejected.
+	resp = app.Do("POST", "/v1/imports", a.Key, "external_id,name,phone,email\r\n"+
+		"zq,Zelda Quixote,(312) 555-0199,zelda.q@example.com\r\nzq2,Zelda Quixote,not a phone,\r\n",
+		"Content-Type", "text/csv")
+	require.Equalf(t, 202, resp.Status, "body: %s", resp.Body)
+	importID := resp.JSON()["id"].(string)
+	app.Eventually(10*time.Second, "the import", func() bool {
+		return app.Do("GET", "/v1/imports/"+importID, a.Key, nil).JSON()["status"] == "succeeded"
+	})
+	require.Equal(t, 1, count(t, "SELECT count(*) FROM import_errors WHERE tenant_id = $1", a.ID))
 	f := fixture{app: app, tenant: a}
 	f.exportNow(t, map[string]any{"scope": "contact", "contact_id": "zq", "format": "json"})
 	f.exportNow(t, map[string]any{"scope": "tenant", "format": "csv"})
@@ -478,6 +488,9 @@ func testContactErasure(t *testing.T, minor bool) {
 	require.EqualValues(t, 1, counts["appointments"])
 	require.EqualValues(t, 1, counts["verifications"])
 	require.EqualValues(t, 2, counts["export_files"])
+	require.EqualValues(t, 1, counts["import_files"], "the client list that named her")
+	require.EqualValues(t, 1, counts["import_errors"], "her rejected row")
+	require.Equal(t, "succeeded", app.Do("GET", "/v1/imports/"+importID, a.Key, nil).JSON()["status"], "the import's record stays")
 	// The opt-out stays, as its pseudonym; the other person is untouched.
 	require.Equal(t, 1, count(t, "SELECT count(*) FROM suppressions WHERE tenant_id = $1", a.ID))
 	require.Equal(t, "Hi there", app.Message(a.ID, kept).Body)

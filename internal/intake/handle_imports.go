@@ -28,7 +28,7 @@ import (
 // multipart part "file", is streamed into the encrypted file store (never
 // held in memory, at most ImportMaxBytes, 413 above); an import row is
 // written and its task (import:contacts) reads the file back, in batches
-// (jobs/import_contacts.go; states in db/migrations/0030_imports.sql).
+// (jobs/import_contacts.go; states in db/migrations/0060_imports.sql).
 // GET shows the counts and progress; /errors serves the rejected rows as a
 // formula-safe CSV; DELETE cancels between batches.
 
