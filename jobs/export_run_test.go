@@ -274,8 +274,8 @@ func TestTenantExportCSV(t *testing.T) {
 	checkManifest(t, a)
 
 	want := []string{"README.txt", "account.csv", "api_keys.csv", "contacts.csv", "messages.csv", "locations.csv",
-		"location_templates.csv", "appointments.csv", "opt_outs.csv", "opt_out_history.csv", "imports.csv", "verifications.csv",
-		"credentials.csv", "credential_reviews.csv", "deletions.csv", "exports.csv", "privacy_requests.csv",
+		"location_templates.csv", "appointments.csv", "opt_outs.csv", "opt_out_history.csv", "verifications.csv",
+		"credentials.csv", "credential_reviews.csv", "deletions.csv", "imports.csv", "exports.csv", "privacy_requests.csv",
 		"privacy_request_history.csv", "security_log.csv", "manifest.json"}
 	require.Equal(t, want, a.names(), "README first, manifest last, one file per table")
 	require.Equal(t, "errand-export", a.manifest.Format)
