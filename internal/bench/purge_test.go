@@ -2,24 +2,16 @@ package bench
 
 import (
 	"context"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/errandhq/errand/internal/testenv"
 )
 
 // The purge benchmark runs end to end at a tiny scale: the baseline and
 // the job each touch every contact and message of their own tenant.
 func TestPurgeBenchmarkRuns(t *testing.T) {
 	ctx := context.Background()
-	opt := testenv.RedisOpt(t)
-	env, err := NewEnv(ctx, Options{DatabaseURL: testenv.DatabaseURL(t), RedisAddr: opt.Addr, RedisDB: opt.DB,
-		Rounds: 3, Out: io.Discard})
-	require.NoError(t, err)
-	defer env.Close(context.WithoutCancel(ctx))
-	rows, err := Purge().Run(ctx, env, 0.001)
+	rows, err := Purge().Run(ctx, newEnv(t), 0.001)
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
 	r := rows[0]
