@@ -401,6 +401,7 @@ func (s *Server) startDeletion(ctx context.Context, pr db.PrivacyRequest) error 
 		return &fault.Error{Code: fault.Unavailable, RetryAfter: 30,
 			Message: "the request is approved but its deletion could not be started; approve it again to retry"}
 	}
+	s.keys.forgetTenant(pr.TenantID) // a tenant-scope deletion has just cancelled the account
 	return s.Store.InTenant(ctx, pr.TenantID, func(q *db.Queries) error {
 		locked, err := q.PrivacyRequestLock(ctx, db.PrivacyRequestLockParams{TenantID: pr.TenantID, ID: pr.ID})
 		if err != nil {
