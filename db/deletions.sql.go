@@ -210,6 +210,71 @@ func (q *Queries) DeletionHeld(ctx context.Context, arg DeletionHeldParams) erro
 	return err
 }
 
+const deletionList = `-- name: DeletionList :many
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions
+WHERE tenant_id = $1 AND (created_at, id) < ($2::timestamptz, $3::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT $4
+`
+
+type DeletionListParams struct {
+	TenantID uuid.UUID
+	BeforeAt time.Time
+	BeforeID uuid.UUID
+	MaxRows  int32
+}
+
+// DeletionList pages through a tenant's deletions, newest first.
+func (q *Queries) DeletionList(ctx context.Context, arg DeletionListParams) ([]Deletion, error) {
+	rows, err := q.db.Query(ctx, deletionList,
+		arg.TenantID,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Deletion{}
+	for rows.Next() {
+		var i Deletion
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.Scope,
+			&i.ContactID,
+			&i.Reason,
+			&i.Minor,
+			&i.Status,
+			&i.PurgeAfter,
+			&i.PrivacyRequestID,
+			&i.Counts,
+			&i.Step,
+			&i.Cursor,
+			&i.HoldID,
+			&i.HoldReason,
+			&i.HeldSince,
+			&i.HeldUntil,
+			&i.RestoredMessages,
+			&i.ExpiredMessages,
+			&i.EnqueuedAt,
+			&i.StartedAt,
+			&i.CompletedAt,
+			&i.CancelledAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deletionListDue = `-- name: DeletionListDue :many
 SELECT id, tenant_id, minor FROM deletions
 WHERE status IN ('scheduled', 'running') AND purge_after <= $1

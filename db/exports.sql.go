@@ -249,6 +249,78 @@ func (q *Queries) ExportHeartbeat(ctx context.Context, arg ExportHeartbeatParams
 	return result.RowsAffected(), nil
 }
 
+const exportList = `-- name: ExportList :many
+SELECT e.id, e.tenant_id, e.scope, e.contact_id, e.format, e.status, e.privacy_request_id, e.rows_total, e.rows_done, e.file_key, e.bytes, e.sha256, e.error, e.attempts, e.due_at, e.enqueued_at, e.claimed_at, e.heartbeat_at, e.finished_at, e.file_expires_at, e.created_at, e.updated_at, c.external_id AS contact_external_id
+FROM exports e
+LEFT JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id
+WHERE e.tenant_id = $1 AND (e.created_at, e.id) < ($2::timestamptz, $3::uuid)
+ORDER BY e.created_at DESC, e.id DESC
+LIMIT $4
+`
+
+type ExportListParams struct {
+	TenantID uuid.UUID
+	BeforeAt time.Time
+	BeforeID uuid.UUID
+	MaxRows  int32
+}
+
+type ExportListRow struct {
+	Export            Export
+	ContactExternalID *string
+}
+
+// ExportList pages through a tenant's exports, newest first, with the
+// external ID of a contact export's person.
+func (q *Queries) ExportList(ctx context.Context, arg ExportListParams) ([]ExportListRow, error) {
+	rows, err := q.db.Query(ctx, exportList,
+		arg.TenantID,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ExportListRow{}
+	for rows.Next() {
+		var i ExportListRow
+		if err := rows.Scan(
+			&i.Export.ID,
+			&i.Export.TenantID,
+			&i.Export.Scope,
+			&i.Export.ContactID,
+			&i.Export.Format,
+			&i.Export.Status,
+			&i.Export.PrivacyRequestID,
+			&i.Export.RowsTotal,
+			&i.Export.RowsDone,
+			&i.Export.FileKey,
+			&i.Export.Bytes,
+			&i.Export.Sha256,
+			&i.Export.Error,
+			&i.Export.Attempts,
+			&i.Export.DueAt,
+			&i.Export.EnqueuedAt,
+			&i.Export.ClaimedAt,
+			&i.Export.HeartbeatAt,
+			&i.Export.FinishedAt,
+			&i.Export.FileExpiresAt,
+			&i.Export.CreatedAt,
+			&i.Export.UpdatedAt,
+			&i.ContactExternalID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const exportListExpiring = `-- name: ExportListExpiring :many
 SELECT tenant_id, id, attempts FROM exports
 WHERE status = 'succeeded' AND file_expires_at <= $1::timestamptz

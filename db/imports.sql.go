@@ -520,6 +520,79 @@ func (q *Queries) ImportGet(ctx context.Context, arg ImportGetParams) (Import, e
 	return i, err
 }
 
+const importList = `-- name: ImportList :many
+SELECT id, tenant_id, status, dry_run, file_key, file_bytes, file_sha256, mapping, header, unknown_columns, encoding, delimiter, rows_total, rows_created, rows_updated, rows_rejected, rows_duplicates, progress, records_done, line_done, batches_done, error, attempts, due_at, enqueued_at, claimed_at, heartbeat_at, finished_at, files_expire_at, created_at, updated_at FROM imports
+WHERE tenant_id = $1 AND (created_at, id) < ($2::timestamptz, $3::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT $4
+`
+
+type ImportListParams struct {
+	TenantID uuid.UUID
+	BeforeAt time.Time
+	BeforeID uuid.UUID
+	MaxRows  int32
+}
+
+// ImportList pages through a tenant's imports, newest first: the page
+// after the (created_at, id) cursor.
+func (q *Queries) ImportList(ctx context.Context, arg ImportListParams) ([]Import, error) {
+	rows, err := q.db.Query(ctx, importList,
+		arg.TenantID,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Import{}
+	for rows.Next() {
+		var i Import
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.Status,
+			&i.DryRun,
+			&i.FileKey,
+			&i.FileBytes,
+			&i.FileSha256,
+			&i.Mapping,
+			&i.Header,
+			&i.UnknownColumns,
+			&i.Encoding,
+			&i.Delimiter,
+			&i.RowsTotal,
+			&i.RowsCreated,
+			&i.RowsUpdated,
+			&i.RowsRejected,
+			&i.RowsDuplicates,
+			&i.Progress,
+			&i.RecordsDone,
+			&i.LineDone,
+			&i.BatchesDone,
+			&i.Error,
+			&i.Attempts,
+			&i.DueAt,
+			&i.EnqueuedAt,
+			&i.ClaimedAt,
+			&i.HeartbeatAt,
+			&i.FinishedAt,
+			&i.FilesExpireAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const importListFilesExpiring = `-- name: ImportListFilesExpiring :many
 SELECT tenant_id, id, file_key FROM imports
 WHERE files_expire_at <= $1::timestamptz

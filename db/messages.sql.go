@@ -536,6 +536,77 @@ func (q *Queries) MessageHold(ctx context.Context, arg MessageHoldParams) error 
 	return err
 }
 
+const messageListForContact = `-- name: MessageListForContact :many
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id FROM messages
+WHERE tenant_id = $1 AND contact_id = $2
+  AND (created_at, id) < ($3::timestamptz, $4::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT $5
+`
+
+type MessageListForContactParams struct {
+	TenantID  uuid.UUID
+	ContactID *uuid.UUID
+	BeforeAt  time.Time
+	BeforeID  uuid.UUID
+	MaxRows   int32
+}
+
+// MessageListForContact pages through one contact's messages (the message
+// log with delivery status), newest first.
+func (q *Queries) MessageListForContact(ctx context.Context, arg MessageListForContactParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, messageListForContact,
+		arg.TenantID,
+		arg.ContactID,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Message{}
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.ContactID,
+			&i.Kind,
+			&i.Channel,
+			&i.Subject,
+			&i.Body,
+			&i.Destination,
+			&i.Status,
+			&i.SendAt,
+			&i.DueAt,
+			&i.EnqueuedAt,
+			&i.ClaimedAt,
+			&i.SentAt,
+			&i.DeliveredAt,
+			&i.ProviderMessageID,
+			&i.Error,
+			&i.Attempts,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.AppointmentID,
+			&i.LocationID,
+			&i.Slot,
+			&i.BatchID,
+			&i.NoticeID,
+			&i.DeletionID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const messageListStalled = `-- name: MessageListStalled :many
 SELECT tenant_id, id, due_at, kind FROM messages
 WHERE status IN ('scheduled', 'queued', 'sending') AND enqueued_at IS NOT NULL

@@ -117,12 +117,12 @@ var errLostClaim = errors.New("another attempt took over this export")
 
 // ExportResult is the task's result as asynqmon shows it.
 type ExportResult struct {
-	Status    string  `json:"status"`
-	RowsDone  int64   `json:"rows_done"`
-	RowsTotal int64   `json:"rows_total"`
-	Progress  float64 `json:"progress"`
-	Bytes     int64   `json:"bytes,omitempty"`
-	SHA256    string  `json:"sha256,omitempty"`
+	Status    string `json:"status"`
+	RowsDone  int64  `json:"rows_done"`
+	RowsTotal int64  `json:"rows_total"`
+	Progress  int32  `json:"progress"`
+	Bytes     int64  `json:"bytes,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
 }
 
 // ProcessTask implements asynq.Handler.
@@ -284,7 +284,7 @@ func (h *ExportRun) run(ctx context.Context, t *asynq.Task, plan exportPlan) err
 	if err := deleteExportFiles(bg, h.Files, e.TenantID, e.ID, plan.attempt-1); err != nil {
 		h.Logger.WarnContext(ctx, "could not delete an earlier attempt's file; the expiry sweep will", "err", err)
 	}
-	writeResult(t, ExportResult{Status: "succeeded", RowsDone: rows, RowsTotal: rows, Progress: 1, Bytes: info.Size, SHA256: info.SHA256})
+	writeResult(t, ExportResult{Status: "succeeded", RowsDone: rows, RowsTotal: rows, Progress: 100, Bytes: info.Size, SHA256: info.SHA256})
 	h.Logger.InfoContext(ctx, "export ready", "rows", rows, "bytes", info.Size, "files", len(manifest.Files))
 	return nil
 }
@@ -345,16 +345,17 @@ func (h *ExportRun) progress(ctx context.Context, t *asynq.Task, plan exportPlan
 		return errLostClaim
 	}
 	writeResult(t, ExportResult{Status: "running", RowsDone: p.RowsDone, RowsTotal: p.RowsTotal,
-		Progress: ExportFraction(p.RowsDone, p.RowsTotal)})
+		Progress: ExportPercent(p.RowsDone, p.RowsTotal)})
 	return nil
 }
 
-// ExportFraction is progress as a number from 0 to 1.
-func ExportFraction(done, total int64) float64 {
+// ExportPercent is progress as a whole percentage, 0 to 100, the scale
+// imports report on too. It reaches 100 only when the export is done.
+func ExportPercent(done, total int64) int32 {
 	if total <= 0 {
 		return 0
 	}
-	return min(float64(done)/float64(total), 1)
+	return int32(min(done*100/total, 99))
 }
 
 func writeResult(t *asynq.Task, r ExportResult) {

@@ -624,7 +624,7 @@ func TestExportThroughTheWorker(t *testing.T) {
 	})
 	var res jobs.ExportResult
 	require.NoError(t, json.Unmarshal(info.Result, &res))
-	require.Equal(t, jobs.ExportResult{Status: "succeeded", RowsDone: got.RowsDone, RowsTotal: got.RowsDone, Progress: 1,
+	require.Equal(t, jobs.ExportResult{Status: "succeeded", RowsDone: got.RowsDone, RowsTotal: got.RowsDone, Progress: 100,
 		Bytes: *got.Bytes, SHA256: *got.Sha256}, res)
 
 	// Nothing personal reached Redis or the logs.

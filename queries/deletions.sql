@@ -53,3 +53,10 @@ RETURNING *;
 
 -- name: DeletionMarkEnqueued :exec
 UPDATE deletions SET enqueued_at = @now, updated_at = @now WHERE tenant_id = @tenant_id AND id = @id;
+
+-- DeletionList pages through a tenant's deletions, newest first.
+-- name: DeletionList :many
+SELECT * FROM deletions
+WHERE tenant_id = @tenant_id AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT @max_rows;

@@ -110,3 +110,13 @@ LIMIT @max_rows;
 -- name: ExportMarkExpired :execrows
 UPDATE exports SET status = 'expired', file_key = NULL, updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id AND status = 'succeeded';
+
+-- ExportList pages through a tenant's exports, newest first, with the
+-- external ID of a contact export's person.
+-- name: ExportList :many
+SELECT sqlc.embed(e), c.external_id AS contact_external_id
+FROM exports e
+LEFT JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id
+WHERE e.tenant_id = @tenant_id AND (e.created_at, e.id) < (@before_at::timestamptz, @before_id::uuid)
+ORDER BY e.created_at DESC, e.id DESC
+LIMIT @max_rows;

@@ -232,3 +232,11 @@ SELECT (SELECT count(*) FROM ranked WHERE rn = 1 AND NOT seen AND contact_id IS 
 
 -- name: ImportTenantRegion :one
 SELECT default_region FROM tenants WHERE id = @id;
+
+-- ImportList pages through a tenant's imports, newest first: the page
+-- after the (created_at, id) cursor.
+-- name: ImportList :many
+SELECT * FROM imports
+WHERE tenant_id = @tenant_id AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT @max_rows;

@@ -168,3 +168,12 @@ WHERE tenant_id = @tenant_id AND deletion_id = @deletion_id AND status = 'cancel
 
 -- name: MessageCountForDeletion :one
 SELECT count(*) FROM messages WHERE tenant_id = @tenant_id AND deletion_id = @deletion_id AND status = 'cancelled';
+
+-- MessageListForContact pages through one contact's messages (the message
+-- log with delivery status), newest first.
+-- name: MessageListForContact :many
+SELECT * FROM messages
+WHERE tenant_id = @tenant_id AND contact_id = @contact_id
+  AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT @max_rows;

@@ -75,7 +75,7 @@ func TestExportEndToEnd(t *testing.T) {
 	f := setup(t)
 	f.app.StartWorker(2)
 	got := f.exportNow(t, map[string]any{"scope": "tenant", "format": "csv"})
-	require.EqualValues(t, 1, got["progress"])
+	require.EqualValues(t, 100, got["progress"])
 	link, _ := got["download_url"].(string)
 	require.True(t, strings.HasPrefix(link, f.app.URL+"/v1/exports/"+got["id"].(string)+"/download?"), link)
 	exp, err := time.Parse(time.RFC3339, got["expires_at"].(string))

@@ -190,3 +190,35 @@ func contactExternalID(ctx context.Context, q *db.Queries, tenantID uuid.UUID, c
 	}
 	return &c.ExternalID, nil
 }
+
+// handleContactMessages pages through one contact's messages, newest
+// first: the message log with each message's delivery status.
+func (s *Server) handleContactMessages(w http.ResponseWriter, r *http.Request) error {
+	p := tenantOf(r.Context())
+	problems := map[string]string{}
+	pg := readPage(r, problems)
+	c, err := s.contactByExternalID(r, p, r.PathValue("external_id"))
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fault.Fields(problems)
+	}
+	var rows []db.Message
+	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
+		rows, err = q.MessageListForContact(r.Context(), db.MessageListForContactParams{TenantID: p.TenantID,
+			ContactID: &c.ID, BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]messageJSON, len(rows))
+	var next *string
+	for i, m := range rows {
+		out[i] = messageView(m, &c.ExternalID)
+		next = pg.nextCursor(len(rows), m.CreatedAt, m.ID)
+	}
+	encode(w, http.StatusOK, map[string]any{"messages": out, "next_cursor": next})
+	return nil
+}

@@ -402,3 +402,31 @@ func (s *Server) handleRetentionPolicyDelete(w http.ResponseWriter, r *http.Requ
 	}
 	return s.writeRetentionPolicies(w, r, id)
 }
+
+// handleDeletionList pages through the tenant's deletions, newest first;
+// a cancelled tenant may list them (to find the one to cancel).
+func (s *Server) handleDeletionList(w http.ResponseWriter, r *http.Request) error {
+	p := tenantOf(r.Context())
+	problems := map[string]string{}
+	pg := readPage(r, problems)
+	if len(problems) > 0 {
+		return fault.Fields(problems)
+	}
+	var rows []db.Deletion
+	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
+		rows, err = q.DeletionList(r.Context(), db.DeletionListParams{TenantID: p.TenantID,
+			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]deletionJSON, len(rows))
+	var next *string
+	for i, row := range rows {
+		out[i] = deletionView(row)
+		next = pg.nextCursor(len(rows), row.CreatedAt, row.ID)
+	}
+	encode(w, http.StatusOK, map[string]any{"deletions": out, "next_cursor": next})
+	return nil
+}

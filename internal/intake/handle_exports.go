@@ -34,7 +34,7 @@ type exportJSON struct {
 	Scope            string     `json:"scope"`
 	ContactID        *string    `json:"contact_id"`
 	Format           string     `json:"format"`
-	Progress         float64    `json:"progress"`
+	Progress         int32      `json:"progress"`
 	RowsDone         int64      `json:"rows_done"`
 	RowsTotal        int64      `json:"rows_total"`
 	Bytes            *int64     `json:"bytes"`
@@ -51,7 +51,7 @@ type exportJSON struct {
 // exportView shows an export; a finished one gets a fresh signed link.
 func (s *Server) exportView(e db.Export, contactExternalID *string) exportJSON {
 	out := exportJSON{ID: e.ID.String(), Status: e.Status, Scope: e.Scope, ContactID: contactExternalID,
-		Format: e.Format, Progress: jobs.ExportFraction(e.RowsDone, e.RowsTotal), RowsDone: e.RowsDone,
+		Format: e.Format, Progress: jobs.ExportPercent(e.RowsDone, e.RowsTotal), RowsDone: e.RowsDone,
 		RowsTotal: e.RowsTotal, Bytes: e.Bytes, SHA256: e.Sha256, FileExpiresAt: e.FileExpiresAt,
 		Error: e.Error, CreatedAt: e.CreatedAt, FinishedAt: e.FinishedAt}
 	if e.PrivacyRequestID != nil {
@@ -60,14 +60,14 @@ func (s *Server) exportView(e db.Export, contactExternalID *string) exportJSON {
 	}
 	switch e.Status {
 	case "succeeded":
-		out.Progress = 1
+		out.Progress = 100
 		if s.links != nil {
 			q, exp := s.links.Sign("export", e.TenantID, e.ID)
 			link := s.PublicURL + "/v1/exports/" + e.ID.String() + "/download?" + q.Encode()
 			out.DownloadURL, out.ExpiresAt = &link, &exp
 		}
 	case "expired":
-		out.Progress = 1
+		out.Progress = 100
 	}
 	return out
 }
@@ -233,5 +233,34 @@ func (s *Server) handleExportDownload(w http.ResponseWriter, r *http.Request) er
 		// Content-Length, so no client takes it for a complete file.
 		s.logger.ErrorContext(r.Context(), "export download cut short", "export_id", id, "err", err)
 	}
+	return nil
+}
+
+// handleExportList pages through the tenant's exports, newest first; a
+// succeeded one carries a fresh download link, as its GET does.
+func (s *Server) handleExportList(w http.ResponseWriter, r *http.Request) error {
+	p := tenantOf(r.Context())
+	problems := map[string]string{}
+	pg := readPage(r, problems)
+	if len(problems) > 0 {
+		return fault.Fields(problems)
+	}
+	var rows []db.ExportListRow
+	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
+		rows, err = q.ExportList(r.Context(), db.ExportListParams{TenantID: p.TenantID,
+			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]exportJSON, len(rows))
+	var next *string
+	for i, row := range rows {
+		out[i] = s.exportView(row.Export, row.ContactExternalID)
+		next = pg.nextCursor(len(rows), row.Export.CreatedAt, row.Export.ID)
+	}
+	w.Header().Set("Cache-Control", "no-store") // the body holds live links
+	encode(w, http.StatusOK, map[string]any{"exports": out, "next_cursor": next})
 	return nil
 }

@@ -337,3 +337,30 @@ func (s *Server) handleImportErrors(w http.ResponseWriter, r *http.Request) erro
 	guard.Close() //nolint:errcheck // the response is out
 	return nil
 }
+
+// handleImportList pages through the tenant's imports, newest first.
+func (s *Server) handleImportList(w http.ResponseWriter, r *http.Request) error {
+	p := tenantOf(r.Context())
+	problems := map[string]string{}
+	pg := readPage(r, problems)
+	if len(problems) > 0 {
+		return fault.Fields(problems)
+	}
+	var rows []db.Import
+	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
+		rows, err = q.ImportList(r.Context(), db.ImportListParams{TenantID: p.TenantID,
+			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]importJSON, len(rows))
+	var next *string
+	for i, row := range rows {
+		out[i] = importView(row)
+		next = pg.nextCursor(len(rows), row.CreatedAt, row.ID)
+	}
+	encode(w, http.StatusOK, map[string]any{"imports": out, "next_cursor": next})
+	return nil
+}

@@ -26,6 +26,7 @@ func (s *Server) routes() {
 	// Tenant resources.
 	m.Handle("PUT /v1/contacts/{external_id}", s.tenant(s.handleContactPut))
 	m.Handle("GET /v1/contacts/{external_id}", s.tenant(s.handleContactGet))
+	m.Handle("GET /v1/contacts/{external_id}/messages", s.tenant(s.handleContactMessages))
 	m.Handle("POST /v1/messages", s.tenant(s.idempotent(s.handleMessageCreate)))
 	m.Handle("GET /v1/messages/{id}", s.tenant(s.handleMessageGet))
 	m.Handle("DELETE /v1/messages/{id}", s.tenant(s.handleMessageCancel))
@@ -65,6 +66,7 @@ func (s *Server) routes() {
 	// Imports of client lists (issue 5): the upload streams under its own
 	// limit (ERRAND_IMPORT_MAX_BYTES).
 	m.Handle("POST /v1/imports", s.tenant(withBodyLimit(s.importBodyLimit, s.idempotent(s.handleImportCreate))))
+	m.Handle("GET /v1/imports", s.tenant(s.handleImportList))
 	m.Handle("GET /v1/imports/{id}", s.tenant(s.handleImportGet))
 	m.Handle("GET /v1/imports/{id}/errors", s.tenant(s.handleImportErrors))
 	m.Handle("DELETE /v1/imports/{id}", s.tenant(s.handleImportCancel))
@@ -72,6 +74,7 @@ func (s *Server) routes() {
 	// Exports and privacy requests. A cancelled tenant can still export
 	// everything; the download link needs no API key, only its signature.
 	m.Handle("POST /v1/exports", s.tenant(s.idempotent(s.handleExportCreate), allowCancelled))
+	m.Handle("GET /v1/exports", s.tenant(s.handleExportList, allowCancelled))
 	m.Handle("GET /v1/exports/{id}", s.tenant(s.handleExportGet, allowCancelled))
 	m.Handle("GET /v1/exports/{id}/download", s.serve(s.handleExportDownload))
 	m.Handle("POST /v1/privacy-requests", s.tenant(s.idempotent(s.handlePrivacyRequestCreate)))
@@ -84,6 +87,7 @@ func (s *Server) routes() {
 	// Deletions and retention (issue 7). A cancelled tenant can still read
 	// and cancel its deletion (the restore).
 	m.Handle("POST /v1/deletions", s.tenant(s.idempotent(s.handleDeletionCreate)))
+	m.Handle("GET /v1/deletions", s.tenant(s.handleDeletionList, allowCancelled))
 	m.Handle("GET /v1/deletions/{id}", s.tenant(s.handleDeletionGet, allowCancelled))
 	m.Handle("DELETE /v1/deletions/{id}", s.tenant(s.handleDeletionCancel, allowCancelled))
 	m.Handle("POST /admin/v1/legal-holds", s.admin(s.idempotent(s.handleLegalHoldPlace)))

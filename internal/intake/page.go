@@ -1,0 +1,85 @@
+package intake
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// A page is where a list request starts and how much it reads. Lists are
+// newest first; the cursor is the (created_at, id) of the last item of
+// the previous page, opaque to callers, so items created in the same
+// instant are neither skipped nor repeated.
+type page struct {
+	BeforeAt time.Time
+	BeforeID uuid.UUID
+	Limit    int32
+}
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 200
+)
+
+// endOfTime and lastUUID start a first page: every row sorts before them.
+var (
+	endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	lastUUID  = uuid.MustParse("ffffffff-ffff-ffff-ffff-ffffffffffff")
+)
+
+// readPage reads ?limit= and ?cursor=, naming a bad one in problems.
+func readPage(r *http.Request, problems map[string]string) page {
+	p := page{BeforeAt: endOfTime, BeforeID: lastUUID, Limit: defaultPageSize}
+	qv := r.URL.Query()
+	if v := qv.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			problems["limit"] = "must be a whole number from 1 to " + strconv.Itoa(maxPageSize)
+		} else {
+			p.Limit = int32(n)
+		}
+	}
+	if v := qv.Get("cursor"); v != "" {
+		at, id, ok := parseCursor(v)
+		if !ok {
+			problems["cursor"] = "is not a cursor this API returned; pass next_cursor from the previous page"
+		} else {
+			p.BeforeAt, p.BeforeID = at, id
+		}
+	}
+	return p
+}
+
+// nextCursor is the cursor of the page after one that ended with the
+// item (at, id), or nil when the page was not full (nothing follows).
+func (p page) nextCursor(n int, at time.Time, id uuid.UUID) *string {
+	if n < int(p.Limit) {
+		return nil
+	}
+	c := base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+	return &c
+}
+
+func parseCursor(v string) (time.Time, uuid.UUID, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return time.Time{}, uuid.UUID{}, false
+	}
+	at, id, ok := strings.Cut(string(raw), "|")
+	if !ok {
+		return time.Time{}, uuid.UUID{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return time.Time{}, uuid.UUID{}, false
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return time.Time{}, uuid.UUID{}, false
+	}
+	return t, u, true
+}
