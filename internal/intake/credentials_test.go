@@ -399,3 +399,45 @@ func TestCredentialChecksRetryThenGoToAPerson(t *testing.T) {
 	got := f.credentials(t, "pro-1")[id.String()]
 	require.Equal(t, "review: automatic checks could not run: check document: file store unreachable", reasons(got)["pipeline"])
 }
+
+// A retried upload carries a new multipart boundary (every client picks a
+// random one per attempt): with the same Idempotency-Key it is the same
+// request and gets the first response; another document is a conflict.
+func TestRetriedUploadWithANewBoundaryIsReplayed(t *testing.T) {
+	f := vsetup(t)
+	doc := document(t, "insurance.pdf")
+	post := func(boundary string, file []byte) testapp.Response {
+		t.Helper()
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		require.NoError(t, w.SetBoundary(boundary))
+		for _, kv := range [][2]string{{"kind", "insurance"}, {"number", "POL-778812"}, {"issuer", "Acme Mutual"},
+			{"expires_on", localDate(f.app, 365)}} {
+			require.NoError(t, w.WriteField(kv[0], kv[1]))
+		}
+		part, err := w.CreateFormFile("file", "policy.pdf")
+		require.NoError(t, err)
+		_, err = part.Write(file)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		req, err := http.NewRequest("POST", f.app.URL+"/v1/pros/pro-7/credentials", &b)
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", w.FormDataContentType())
+		req.Header.Set("Authorization", "Bearer "+f.tenant.Key)
+		req.Header.Set("Idempotency-Key", "upload-pro-7")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return testapp.Response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+	}
+	first := post("------------------------1f2e3d4c5b6a7980", doc)
+	require.Equal(t, http.StatusAccepted, first.Status, string(first.Body))
+	again := post("------------------------0a9b8c7d6e5f4a3b", doc)
+	requireSameResponse(t, first, again)
+	require.Len(t, f.credentials(t, "pro-7"), 1, "the retry stored no second credential")
+
+	other := append(bytes.Clone(doc[:len(doc)-6]), []byte("%%EOF\n")...)
+	other[20] ^= 1
+	requireError(t, post("------------------------5555", other), http.StatusConflict, "idempotency_key_reused")
+}

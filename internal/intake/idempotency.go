@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"hash"
 	"io"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,7 +96,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		// The work is done even if the client has gone: it will retry with
 		// this key, and must get this response rather than the work again.
 		err = s.Store.Q().IdempotencyKeyComplete(context.WithoutCancel(r.Context()), db.IdempotencyKeyCompleteParams{
-			Scope: scope, Key: key, RequestHash: hasher.Sum(nil), ResponseStatus: &st, ResponseType: &typ,
+			Scope: scope, Key: key, RequestHash: hasher.Sum(), ResponseStatus: &st, ResponseType: &typ,
 			ResponseBody: policy.apply(rec.body.Bytes())})
 		if err != nil {
 			s.logger.ErrorContext(r.Context(), "could not store idempotent response", "err", err)
@@ -118,7 +120,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, scope, key strin
 	if _, err := io.Copy(hasher, r.Body); err != nil && tooLarge(err) {
 		return decodeFault(err)
 	}
-	if subtle.ConstantTimeCompare(hasher.Sum(nil), rec.RequestHash) != 1 {
+	if subtle.ConstantTimeCompare(hasher.Sum(), rec.RequestHash) != 1 {
 		return &fault.Error{Code: fault.Conflict, Subcode: "idempotency_key_reused",
 			Message: "this Idempotency-Key was used for a different request in the last 24 hours"}
 	}
@@ -167,11 +169,56 @@ func (p *replayPolicy) apply(body []byte) []byte {
 }
 
 // requestHasher starts a hash of the request's identity: method, path and
-// query; the body is written into it as it is read.
-func requestHasher(r *http.Request) hash.Hash {
-	h := sha256.New()
-	io.WriteString(h, r.Method+" "+r.URL.RequestURI()+"\n") //nolint:errcheck
+// query; the body is written into it as it is read. A multipart body is
+// hashed with its boundary replaced by a fixed token: clients choose a new
+// random boundary for every attempt (curl, Go's multipart.Writer), and a
+// retried upload is the same request.
+func requestHasher(r *http.Request) *requestHash {
+	h := &requestHash{sum: sha256.New()}
+	io.WriteString(h.sum, r.Method+" "+r.URL.RequestURI()+"\n") //nolint:errcheck
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil &&
+		strings.HasPrefix(mt, "multipart/") && params["boundary"] != "" {
+		h.boundary = []byte(params["boundary"])
+	}
 	return h
+}
+
+// requestHash is a SHA-256 of a request, written as a stream, that sees
+// every occurrence of boundary as the same fixed token, even when one is
+// split across two writes.
+type requestHash struct {
+	sum      hash.Hash
+	boundary []byte
+	held     []byte // a tail that may be the start of a boundary
+}
+
+var boundaryToken = []byte("\x00boundary\x00")
+
+func (h *requestHash) Write(p []byte) (int, error) {
+	if len(h.boundary) == 0 {
+		return h.sum.Write(p)
+	}
+	buf := append(h.held, p...)
+	for {
+		i := bytes.Index(buf, h.boundary)
+		if i < 0 {
+			break
+		}
+		h.sum.Write(buf[:i])
+		h.sum.Write(boundaryToken)
+		buf = buf[i+len(h.boundary):]
+	}
+	keep := min(len(buf), len(h.boundary)-1)
+	h.sum.Write(buf[:len(buf)-keep])
+	h.held = append(h.held[:0], buf[len(buf)-keep:]...)
+	return len(p), nil
+}
+
+// Sum is the hash of everything written.
+func (h *requestHash) Sum() []byte {
+	h.sum.Write(h.held)
+	h.held = nil
+	return h.sum.Sum(nil)
 }
 
 // captureWriter passes a response through while keeping a copy.
