@@ -291,6 +291,12 @@ func verifySvix(secret string, now time.Time, h http.Header, body []byte) (reaso
 	if perr != nil || id == "" || sig == "" {
 		return "missing svix headers", errForged
 	}
+	if strconv.FormatInt(sec, 10) != ts {
+		// "+1777636800" or "01777636800" parse to the same second but are
+		// signed as written: Svix never sends them, so they are refused
+		// rather than checked as a different string than the one meant.
+		return "svix-timestamp is not a plain number", errForged
+	}
 	if d := now.Sub(time.Unix(sec, 0)); d > svixTolerance || d < -svixTolerance {
 		return "timestamp outside tolerance", errStale
 	}
