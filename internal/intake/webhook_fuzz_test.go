@@ -39,6 +39,9 @@ func FuzzSvixSignature(f *testing.F) {
 	f.Add("msg_2", ts, sig, payload)                                           // signed for another id
 	f.Add("msg_1", ts, sig, append(payload[:len(payload):len(payload)], '\n')) // a byte more
 	f.Add("msg_1", ts, strings.TrimPrefix(sig, "v1,"), payload)
+	for _, version := range []string{"", "v2", "v1a", "V1"} { // the right HMAC under another version
+		f.Add("msg_1", ts, version+","+strings.TrimPrefix(sig, "v1,"), payload)
+	}
 	f.Add("msg_1", ts, sig[:len(sig)-4], payload)
 	flipped := []byte(sig)
 	flipped[10] ^= 1
