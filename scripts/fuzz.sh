@@ -14,6 +14,13 @@ while IFS=: read -r file _ line; do
 	printf 'fuzz %-28s %s (%s)\n' "$name" "$dir" "$FUZZ_TIME"
 	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZ_TIME" "$dir" >/tmp/errand-fuzz.$$ 2>&1; then
 		cat /tmp/errand-fuzz.$$
+		if grep -q 'context deadline exceeded' /tmp/errand-fuzz.$$ && ! grep -q 'Failing input written' /tmp/errand-fuzz.$$; then
+			# Go's fuzz coordinator can miss its own -fuzztime deadline on a
+			# loaded machine (a known Go issue): a failure with no input
+			# written is that race, not a finding.
+			echo "fuzz $name: ended by the -fuzztime race, nothing found"
+			continue
+		fi
 		status=1
 	fi
 done < <(grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . | sort)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/bench"
 	"github.com/errandhq/errand/internal/testenv"
 )
 
@@ -244,6 +247,52 @@ func TestConfigErrorsStopEveryCommand(t *testing.T) {
 	for _, args := range [][]string{{"dev"}, {"api"}, {"migrate", "status"}, {"tenant", "create", "--name", "A", "--timezone", "UTC"}} {
 		_, _, err := runCmd(t, env, args...)
 		require.ErrorContains(t, err, "ERRAND_SHUTDOWN_TIMEOUT", "%v", args)
+	}
+}
+
+// errand bench all runs every benchmark end to end, at a size that takes
+// seconds, and prints one table: its header has a ratio column, every
+// benchmark has a row, and each row that has a baseline shows its ratio to
+// it (load, a load generator, has none and shows "-"). Not parallel: the
+// bench flushes the Redis database it is given, this package's.
+func TestBenchAllPrintsARatioForEveryBenchmark(t *testing.T) {
+	env := devEnv(t)
+	var out, errOut syncBuffer
+	err := run(context.Background(), []string{"bench", "-scale", "0.001", "-rounds", "3",
+		"-redis-db", strconv.Itoa(testenv.RedisOpt(t).DB), "all"}, getenvFrom(env), &out, &errOut)
+	require.NoError(t, err, "stderr:\n%s", errOut.String())
+
+	cells := regexp.MustCompile(`\s{2,}`)
+	var header []string
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		c := cells.Split(strings.TrimSpace(line), -1)
+		if len(c) > 0 && c[0] == "benchmark" {
+			header = c
+			continue
+		}
+		if header != nil && len(c) >= len(header)-1 { // the notes may be empty
+			rows[c[0]] = c
+		}
+	}
+	require.NotNil(t, header, "no report table:\n%s", out.String())
+	ratio := slices.Index(header, "ratio")
+	require.Positive(t, ratio, "the table has a ratio column: %q", header)
+	for _, b := range bench.Benchmarks() {
+		var mine []string
+		for name := range rows {
+			if name == b.Name || strings.HasPrefix(name, b.Name+" ") {
+				mine = append(mine, name)
+			}
+		}
+		require.NotEmpty(t, mine, "no row for benchmark %s:\n%s", b.Name, out.String())
+		for _, name := range mine {
+			if b.Name == "load" {
+				require.Equal(t, "-", rows[name][ratio], "load has no baseline")
+				continue
+			}
+			require.Regexp(t, `^\d+\.\d\d×$`, rows[name][ratio], "%s's ratio to its baseline:\n%s", name, out.String())
+		}
 	}
 }
 

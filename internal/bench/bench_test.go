@@ -73,7 +73,8 @@ func TestNotifyBenchmarkReport(t *testing.T) {
 }
 
 // The load run ends with every request answered 2xx and every message due
-// sent, across all its tenants.
+// sent, across all its tenants; its emails reach the fake Resend through
+// the real SDK (the run fails if their count differs from the emails sent).
 func TestLoadRuns(t *testing.T) {
 	ctx := context.Background()
 	env := newEnv(t)
@@ -84,6 +85,9 @@ func TestLoadRuns(t *testing.T) {
 	require.Equal(t, "100", r.Extra["tenants"])
 	require.Equal(t, fmt.Sprintf("0/%d", Median(r.Job).Items), r.Extra["errors"])
 	require.Equal(t, "0", r.Extra["messages_not_sent"])
+	emails, err := strconv.Atoi(r.Extra["emails_at_resend"])
+	require.NoError(t, err, "the emails go through resend-go to the fake Resend: %v", r.Extra)
+	require.Positive(t, emails)
 	require.Positive(t, r.JobLatency.Samples)
 	for _, k := range loadKinds {
 		require.NotEqual(t, "-", r.Extra["http_"+k.name], k.name)

@@ -20,8 +20,8 @@ import (
 // Load is a steady, mixed load: app servers of loadTenants tenants
 // texting, emailing, booking appointments and asking for verification
 // codes at a fixed rate, for minutes, through the whole stack (HTTP
-// intake → PostgreSQL → asynq → worker → the real Twilio SDK → a fake
-// Twilio). It reports the error rate (every non-2xx answer and every
+// intake → PostgreSQL → asynq → worker → the real Twilio and Resend SDKs
+// → fake Twilio and Resend servers). It reports the error rate (every non-2xx answer and every
 // message that did not end sent), request latency per kind and the
 // enqueue→start latency of the work, p50 / p95 / p99.
 func Load() Benchmark {
@@ -100,6 +100,11 @@ func runLoad(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 		AND send_at <= now() AND status NOT IN ('sent', 'delivered')`, from).Scan(&notSent); err != nil {
 		return nil, err
 	}
+	var emailsSent int
+	if err := st.owner.QueryRow(ctx, `SELECT count(*) FROM messages WHERE created_at >= $1
+		AND channel = 'email' AND status IN ('sent', 'delivered')`, from).Scan(&emailsSent); err != nil {
+		return nil, err
+	}
 	started, err := st.startLatency(ctx, from)
 	if err != nil {
 		return nil, err
@@ -110,6 +115,7 @@ func runLoad(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 		"duration":          duration.String(),
 		"errors":            fmt.Sprintf("%d/%d", failed, len(results)),
 		"messages_not_sent": strconv.Itoa(notSent),
+		"emails_at_resend":  strconv.Itoa(st.resend.Count()),
 		"http_p50_p95_p99":  Percentiles(all).String(),
 	}}
 	for _, k := range loadKinds {
@@ -117,6 +123,9 @@ func runLoad(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 	}
 	if failed > 0 || notSent > 0 {
 		return []Row{row}, fmt.Errorf("load: %d of %d requests failed and %d messages did not end sent", failed, len(results), notSent)
+	}
+	if n := st.resend.Count(); n != emailsSent {
+		return []Row{row}, fmt.Errorf("load: %d emails sent, but Resend accepted %d", emailsSent, n)
 	}
 	return []Row{row}, nil
 }

@@ -61,6 +61,7 @@ type notifyStack struct {
 	owner  *pgx.Conn    // sees every row: the benchmark's own checks
 	tenant uuid.UUID
 	twilio *fakes.Twilio
+	resend *fakes.Resend
 	deps   jobs.Deps
 	http   *httptest.Server
 	key    string
@@ -103,7 +104,7 @@ func runNotify(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 }
 
 func newNotifyStack(ctx context.Context, env *Env) (*notifyStack, error) {
-	st := &notifyStack{env: env, twilio: fakes.NewTwilio(), client: &http.Client{Transport: &http.Transport{
+	st := &notifyStack{env: env, twilio: fakes.NewTwilio(), resend: fakes.NewResend(), client: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 2 * notifyClients, MaxIdleConnsPerHost: 2 * notifyClients, IdleConnTimeout: time.Minute}}}
 	// The intake and the worker are separate processes in production, each
 	// with its own connection pool; so here.
@@ -127,7 +128,9 @@ func newNotifyStack(ctx context.Context, env *Env) (*notifyStack, error) {
 	st.deps = jobs.Deps{Store: workerStore, Clock: clk, Logger: logger, Metrics: metrics.New(), Dispatcher: dispatcher(workerStore),
 		SMS: provider.NewTwilio(provider.TwilioConfig{AccountSID: st.twilio.AccountSID, AuthToken: st.twilio.AuthToken,
 			From: "+15005550006", BaseURL: st.twilio.URL}),
-		Email: provider.NewOutbox(logger), Retry: jobs.DefaultRetry, Pseudonyms: hasher,
+		Email: provider.NewResend(provider.ResendConfig{APIKey: st.resend.APIKey, From: "Errand <noreply@example.com>",
+			BaseURL: st.resend.URL}),
+		Retry: jobs.DefaultRetry, Pseudonyms: hasher,
 		Renderers: map[string]jobs.Renderer{jobs.MessageKindVerification: &jobs.VerificationRenderer{Codes: codes, Clock: clk}},
 		// The limiter is consulted on every send, as with the default
 		// configuration (an account-wide SMS limit), at a rate that never
@@ -188,6 +191,7 @@ func (st *notifyStack) close() {
 		st.owner.Close(context.Background())
 	}
 	st.twilio.Close()
+	st.resend.Close()
 }
 
 func (st *notifyStack) post(ctx context.Context, method, path, body string, want int) ([]byte, error) {

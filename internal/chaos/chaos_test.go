@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/internal/fakes"
+	"github.com/errandhq/errand/jobs"
 )
 
 // scale multiplies the work of each scenario (ERRAND_CHAOS_SCALE, default 1).
@@ -27,7 +28,15 @@ func scale() int {
 	return 1
 }
 
-const sharedPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// sharedPostgres is the machine's PostgreSQL server, where scenarios that
+// do not restart PostgreSQL make their databases: ERRAND_TEST_DATABASE_URL,
+// as for every other test package (internal/testenv), or the default.
+var sharedPostgres = func() string {
+	if u := os.Getenv("ERRAND_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -157,42 +166,83 @@ func TestRedisFlushAll(t *testing.T) {
 	checkTexts(t, s, "Redis FLUSHALL", ids, started, 2*time.Minute)
 }
 
-// Redis restarts without persistence while texts are in flight.
+// Redis restarts without persistence while texts are in flight: the
+// tasks it held are gone, the dispatcher notices the empty Redis and
+// re-enqueues the live rows from PostgreSQL.
 func TestRedisRestart(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
 	s := newStack(t, newDatabase(t, sharedPostgres), r)
 	n := 20 * scale()
 	var accepted atomic.Int32
+	var inRedis int64
+	logAt := 0 // the worker's log up to the restart
 	restarted := make(chan struct{})
 	s.twilio.OnAccept(func(fakes.TwilioMessage) {
 		if accepted.Add(1) == int32(n/4) {
-			go func() { r.restart(t); close(restarted) }()
+			// Counted and killed before Twilio answers: this text's own
+			// task is still active in Redis when Redis goes.
+			c := r.client()
+			ctx := context.Background()
+			for _, state := range []string{"pending", "active"} {
+				inRedis += c.LLen(ctx, "asynq:{"+jobs.QueueNotifications+"}:"+state).Val()
+			}
+			c.Close()
+			logAt = len(s.worker.out.String())
+			r.proc.kill()
+			go func() { r.proc.start(); r.wait(t); close(restarted) }()
 		}
 	})
 	started := time.Now()
 	ids := s.texts(n, "restart")
 	<-restarted
 	s.twilio.OnAccept(nil)
+	require.NotZero(t, inRedis, "texts were in Redis when it restarted")
 	checkTexts(t, s, "Redis restart (no persistence)", ids, started, 4*time.Minute)
+	require.Contains(t, s.worker.out.String()[logAt:], "redis lost its tasks",
+		"the dispatcher noticed the empty Redis after the restart")
 }
 
-// Redis stalls longer than asynq's 30 s lease while tasks run: leases
-// expire, asynq may hand a task to a second worker, and the send ledger
-// still sends each text once.
+// Redis stalls longer than asynq's 30 s lease while texts are in flight:
+// the worker cannot extend its leases (it logs so) and every lease held
+// when Redis stalled ends before Redis answers again, so asynq may hand a
+// task to a second worker, or the worker's late "done" may win; either
+// way the send ledger sends each text once.
 func TestRedisSlowerThanLease(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
 	s := newStack(t, newDatabase(t, sharedPostgres), r)
 	n := 10 * scale()
-	s.twilio.FailNext(n, fakes.Fault{Delay: 2 * time.Second}) // keep tasks active while Redis sleeps
+	const stall = 35 * time.Second
+	// Each text waits at Twilio long enough to be in flight through a
+	// heartbeat (every 5 s) of the stalled Redis, and short of the SDK's
+	// 10 s timeout.
+	s.twilio.FailNext(n, fakes.Fault{Delay: 6 * time.Second})
 	started := time.Now()
 	ids := s.texts(n, "slow")
-	time.Sleep(500 * time.Millisecond)
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), ReadTimeout: time.Minute})
-	require.NoError(t, c.Do(context.Background(), "DEBUG", "SLEEP", "35").Err())
-	c.Close()
+	eventually(t, time.Minute, func() string {
+		if s.twilio.Requests() == 0 {
+			return "no text has reached Twilio"
+		}
+		return ""
+	})
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), ReadTimeout: 2 * stall})
+	defer c.Close()
+	ctx := context.Background()
+	// The fault bites: tasks are active, and every lease they hold ends
+	// before Redis wakes up.
+	now, err := c.Time(ctx).Result()
+	require.NoError(t, err)
+	leases, err := c.ZRangeWithScores(ctx, "asynq:{"+jobs.QueueNotifications+"}:lease", 0, -1).Result()
+	require.NoError(t, err)
+	require.NotEmpty(t, leases, "texts are in flight when Redis stalls")
+	for _, l := range leases {
+		require.Less(t, l.Score, float64(now.Add(stall).Unix()), "lease of %v outlives the stall", l.Member)
+	}
+	require.NoError(t, c.Do(ctx, "DEBUG", "SLEEP", strconv.Itoa(int(stall/time.Second))).Err())
 	checkTexts(t, s, "Redis DEBUG SLEEP 35s (> lease)", ids, started, 5*time.Minute)
+	require.Contains(t, s.worker.out.String(), "Failed to extend lease for tasks [message:",
+		"the worker could not extend the leases of the texts it was sending")
 }
 
 // Twilio accepts texts and then never answers (the client times out): the

@@ -8,12 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -204,7 +204,10 @@ func newDatabase(t *testing.T, serverURL string) *database {
 			a.Close(context.Background())
 		}
 	})
-	d := &database{url: strings.Replace(serverURL, "/postgres?", "/"+name+"?", 1)}
+	u, err := url.Parse(serverURL)
+	require.NoError(t, err)
+	u.Path = "/" + name
+	d := &database{url: u.String()}
 	m, err := db.NewMigrator(d.url)
 	require.NoError(t, err)
 	require.NoError(t, m.Up(ctx, io.Discard))

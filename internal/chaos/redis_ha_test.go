@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -264,6 +265,18 @@ func TestSentinelFailover(t *testing.T) {
 	ids = append(ids, s.texts(n/2, "sentinel-after")...)
 	checkTexts(t, s, "Sentinel failover (SENTINEL FAILOVER)", ids, started, 4*time.Minute)
 	require.Contains(t, s.worker.out.String(), "redis master changed", "the dispatcher noticed the new master")
+
+	// The console (asynqmon) reads through the same Sentinel options: it
+	// talks to the new master and sees the queues and the worker.
+	var ri struct {
+		Info map[string]string `json:"info"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(s.console(t, "GET", "/api/redis_info", 200)), &ri))
+	require.Equal(t, "master", ri.Info["role"])
+	require.Equal(t, strconv.Itoa(set.replica.port), ri.Info["tcp_port"], "the console follows the failover")
+	require.Contains(t, s.console(t, "GET", "/api/queues", 200), `"queue":"notifications"`)
+	require.Contains(t, s.console(t, "GET", "/api/servers", 200), `"notifications"`,
+		"the worker's heartbeat, written to the new master, is visible")
 }
 
 // The stack runs on a three-master Redis Cluster. asynq keeps each queue's

@@ -291,12 +291,30 @@ func verifySvix(secret string, now time.Time, h http.Header, body []byte) (reaso
 	if perr != nil || id == "" || sig == "" {
 		return "missing svix headers", errForged
 	}
+	if strconv.FormatInt(sec, 10) != ts {
+		// "+1777636800" or "01777636800" parse to the same second but are
+		// signed as written: Svix never sends them, so they are refused
+		// rather than checked as a different string than the one meant.
+		return "svix-timestamp is not a plain number", errForged
+	}
 	if d := now.Sub(time.Unix(sec, 0)); d > svixTolerance || d < -svixTolerance {
 		return "timestamp outside tolerance", errStale
 	}
+	// The SDK compares whatever follows the comma of every entry, whatever
+	// its version; only v1 entries are HMAC-SHA256 signatures (v1a is an
+	// Ed25519 one), so only they are given to it.
+	var v1 []string
+	for _, e := range strings.Split(sig, " ") {
+		if strings.HasPrefix(e, "v1,") {
+			v1 = append(v1, e)
+		}
+	}
+	if len(v1) == 0 {
+		return "svix-signature has no v1 signature", errForged
+	}
 	verifier := &resend.WebhooksSvcImpl{}
 	if err := verifier.Verify(&resend.VerifyWebhookOptions{Payload: string(body), WebhookSecret: secret,
-		Headers: resend.WebhookHeaders{Id: id, Timestamp: ts, Signature: sig}}); err != nil {
+		Headers: resend.WebhookHeaders{Id: id, Timestamp: ts, Signature: strings.Join(v1, " ")}}); err != nil {
 		return "svix-signature does not match", errForged
 	}
 	return "", nil

@@ -1,6 +1,9 @@
 package intake
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,13 +19,43 @@ import (
 // panics, accepts only a delivery whose signature list carries the HMAC
 // of exactly this id, timestamp and body, refuses every timestamp more
 // than five minutes off, and refuses the body once a byte of it changes.
+//
+// now is the wall clock: resend-go's verifier reads it too, so seeds
+// signed for a fixed date would all be stale and the accepted path never
+// reached. The seeds that need a valid signature are therefore made here;
+// testdata/fuzz/FuzzSvixSignature holds the ones that need none.
 func FuzzSvixSignature(f *testing.F) {
 	secret := "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	now := time.Now().UTC().Truncate(time.Second)
 	payload := []byte(`{"type":"email.bounced","data":{"email_id":"4ef9a417"}}`)
 	good := fakes.SignSvix(secret, "msg_1", now, payload)
-	f.Add("msg_1", good.Get("svix-timestamp"), good.Get("svix-signature"), payload)
-	f.Add("msg_1", good.Get("svix-timestamp"), "v1,AAAA v1,"+strings.TrimPrefix(good.Get("svix-signature"), "v1,"), payload)
+	ts, sig := good.Get("svix-timestamp"), good.Get("svix-signature")
+	if _, err := verifySvix(secret, now, good, payload); err != nil {
+		f.Fatalf("the well-signed seed is refused (%v): the accepted path would go unfuzzed", err)
+	}
+	f.Add("msg_1", ts, sig, payload)
+	f.Add("msg_1", ts, "v1,AAAA v1,"+strings.TrimPrefix(sig, "v1,"), payload)
+	f.Add("msg_1", ts, "v1,bm90IGl0 v2,"+strings.TrimPrefix(sig, "v1,")+" "+sig+" v1a,xyz", payload)
+	f.Add("msg_2", ts, sig, payload)                                           // signed for another id
+	f.Add("msg_1", ts, sig, append(payload[:len(payload):len(payload)], '\n')) // a byte more
+	f.Add("msg_1", ts, strings.TrimPrefix(sig, "v1,"), payload)
+	for _, version := range []string{"", "v2", "v1a", "V1"} { // the right HMAC under another version
+		f.Add("msg_1", ts, version+","+strings.TrimPrefix(sig, "v1,"), payload)
+	}
+	f.Add("msg_1", ts, sig[:len(sig)-4], payload)
+	flipped := []byte(sig)
+	flipped[10] ^= 1
+	f.Add("msg_1", ts, string(flipped), payload)
+	for _, d := range []time.Duration{svixTolerance - time.Second, -svixTolerance + time.Second, svixTolerance + time.Second, -svixTolerance - time.Second} {
+		h := fakes.SignSvix(secret, "msg_1", now.Add(d), payload)
+		f.Add("msg_1", h.Get("svix-timestamp"), h.Get("svix-signature"), payload)
+	}
+	// Signed over a timestamp written the way no one writes it: the HMAC
+	// is right, the number is the same, the text is not.
+	for _, odd := range []string{"+" + ts, "0" + ts, ts + " "} {
+		f.Add("msg_1", odd, svixSignRaw(secret, "msg_1", odd, payload), payload)
+	}
+	f.Add("msg.with.dots", ts, fakes.SignSvix(secret, "msg.with.dots", now, nil).Get("svix-signature"), []byte{})
 	f.Add("msg_2", "1777636800", "v2,abc", []byte("{}"))
 	f.Add("", "", "", []byte(nil))
 	f.Add("msg_1", "-9223372036854775808", "v1,", payload)
@@ -70,6 +103,9 @@ func FuzzTwilioSignature(f *testing.F) {
 	const token = "fuzz-auth-token-0123456789"
 	const target = "https://errand.example/webhooks/twilio/inbound"
 	form := url.Values{"From": {"+13125550142"}, "Body": {"STOP"}, "MessageSid": {"SM0123"}}
+	if !validTwilioSignature(token, target, form, fakes.SignTwilio(token, target, form)) {
+		f.Fatalf("the well-signed seed is refused: the accepted path would go unfuzzed")
+	}
 	f.Add(target, "From", "+13125550142", "Body", "STOP", fakes.SignTwilio(token, target, form))
 	f.Add(target+"?tenant_id=x", "From", "", "Body", "start", "not-a-signature")
 	f.Add("", "", "", "", "", "")
@@ -121,4 +157,14 @@ func portVariants(fullURL string) []string {
 	v := *u
 	v.Host = u.Host + ":" + port
 	return append(out, v.String())
+}
+
+// svixSignRaw is the v1 signature over id, ts and body with ts taken as
+// written (fakes.SignSvix formats a time, so it cannot write an odd one).
+func svixSignRaw(secret, id, ts string, body []byte) string {
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "." + ts + "."))
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
