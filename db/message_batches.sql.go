@@ -14,7 +14,7 @@ import (
 
 const messageBatchCancel = `-- name: MessageBatchCancel :many
 UPDATE messages SET status = 'cancelled', error = 'the batch was cancelled', updated_at = $1
-WHERE tenant_id = $2 AND batch_id = $3 AND status IN ('scheduled', 'queued')
+WHERE tenant_id = $2 AND batch_id = $3 AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING tenant_id, id, kind, enqueued_at
 `
 
@@ -31,6 +31,9 @@ type MessageBatchCancelRow struct {
 	EnqueuedAt *time.Time
 }
 
+// MessageBatchCancel cancels a batch's messages no attempt has claimed;
+// a claimed one may be at the provider already and finishes as it says
+// (see MessageCancel).
 func (q *Queries) MessageBatchCancel(ctx context.Context, arg MessageBatchCancelParams) ([]MessageBatchCancelRow, error) {
 	rows, err := q.db.Query(ctx, messageBatchCancel, arg.Now, arg.TenantID, arg.BatchID)
 	if err != nil {

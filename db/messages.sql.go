@@ -22,7 +22,8 @@ SET status = $1,
     updated_at = $3
 WHERE tenant_id = $5 AND id = $6
   AND (provider_message_id IS NULL OR provider_message_id = $2)
-  AND (status IN ('queued', 'sending') OR (status = 'sent' AND $1 <> 'sent'))
+  AND (status IN ('queued', 'sending') OR (status = 'sent' AND $1 <> 'sent')
+       OR (status IN ('cancelled', 'failed', 'suppressed') AND claimed_at IS NOT NULL AND provider_message_id IS NULL))
 RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
 `
 
@@ -40,7 +41,10 @@ type MessageApplyDeliveryStatusParams struct {
 // (queued/sending → sent → delivered | undelivered | failed), so a late
 // 'sent' never overwrites 'delivered'. A report may also arrive before the
 // worker recorded the provider's ID (the report names the message), and
-// then records it.
+// then records it. A message a worker ended without the provider's word
+// (cancelled, failed or suppressed after an attempt that may have reached
+// the provider: claimed, no provider ID) gives way to the report, which is
+// the provider's own account of it.
 func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApplyDeliveryStatusParams) (Message, error) {
 	row := q.db.QueryRow(ctx, messageApplyDeliveryStatus,
 		arg.Status,
@@ -84,7 +88,7 @@ func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApp
 
 const messageCancel = `-- name: MessageCancel :one
 UPDATE messages SET status = 'cancelled', error = NULL, updated_at = $1
-WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued')
+WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
 `
 
@@ -94,6 +98,10 @@ type MessageCancelParams struct {
 	ID       uuid.UUID
 }
 
+// MessageCancel cancels a message no attempt has claimed. A claimed one
+// (claimed_at set, even back in line after a failure) may already be at
+// the provider, and perhaps on the customer's phone: it is left to finish
+// as the provider says, never labelled cancelled blindly.
 func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (Message, error) {
 	row := q.db.QueryRow(ctx, messageCancel, arg.Now, arg.TenantID, arg.ID)
 	var i Message
@@ -210,6 +218,27 @@ func (q *Queries) MessageClaim(ctx context.Context, arg MessageClaimParams) erro
 		arg.TenantID,
 		arg.ID,
 	)
+	return err
+}
+
+const messageClaimCheck = `-- name: MessageClaimCheck :exec
+UPDATE messages SET status = 'sending', claimed_at = $1::timestamptz, updated_at = $1
+WHERE tenant_id = $2 AND id = $3
+`
+
+type MessageClaimCheckParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// MessageClaimCheck claims a message that will not be sent (its
+// appointment was cancelled, its recipient opted out, …) but that an
+// earlier attempt may have handed to the provider: the attempt that holds
+// it asks the provider first, and only then records sent or the decision.
+// Nothing is sent, so attempts does not count it.
+func (q *Queries) MessageClaimCheck(ctx context.Context, arg MessageClaimCheckParams) error {
+	_, err := q.db.Exec(ctx, messageClaimCheck, arg.Now, arg.TenantID, arg.ID)
 	return err
 }
 

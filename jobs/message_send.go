@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,6 +143,11 @@ type sendPlan struct {
 	text       Rendered
 	recovering bool // an earlier attempt may have reached the provider
 	done       bool // nothing to send: finished, deferred or already sent
+	// verdict, when set, is a decision not to send (cancelled, suppressed,
+	// failed) taken while an earlier attempt may have reached the
+	// provider: it is recorded only once the provider says it has no such
+	// message, never over a text the customer may already have.
+	verdict *notSentError
 }
 
 // ProcessTask implements asynq.Handler.
@@ -168,6 +174,9 @@ func (h *MessageSend) ProcessTask(ctx context.Context, t *asynq.Task) (err error
 			return h.outcome(ctx, plan, receipt, nil)
 		}
 	}
+	if v := plan.verdict; v != nil {
+		return h.finishWith(ctx, plan.msg, v.status, v.reason, nil)
+	}
 	receipt, err := h.send(ctx, plan)
 	return h.outcome(ctx, plan, receipt, err)
 }
@@ -193,6 +202,18 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		m, now := row.Message, h.Clock.Now()
 		plan.msg, plan.tenantName = m, row.TenantName
 		finish := func(status, reason string) error {
+			if m.ClaimedAt != nil && m.Destination != nil {
+				if m.Channel == "sms" {
+					// Ask Twilio first (ProcessTask); the check claim makes
+					// any other run of this task back off meanwhile.
+					plan.verdict, plan.recovering, plan.to = &notSentError{status: status, reason: reason}, true, *m.Destination
+					return q.MessageClaimCheck(ctx, db.MessageClaimCheckParams{TenantID: m.TenantID, ID: m.ID, Now: now})
+				}
+				// Resend can only be asked by sending again (with the same
+				// idempotency key), which would send it if the earlier
+				// attempt had not: record the decision, and say so.
+				reason += "; an earlier attempt's outcome at the provider is unknown"
+			}
 			if err := q.MessageFinish(ctx, db.MessageFinishParams{TenantID: m.TenantID, ID: m.ID, Status: status, Error: &reason, Now: now}); err != nil {
 				return err
 			}
@@ -357,15 +378,21 @@ func (h *MessageSend) statusCallback(m db.Message) string {
 // on the row is looked for too.
 func (h *MessageSend) findSent(ctx context.Context, plan sendPlan) (provider.Receipt, bool, error) {
 	m := plan.msg
-	bodies := []string{plan.text.Body}
-	if m.Body != "" && m.Body != plan.text.Body {
-		bodies = append(bodies, m.Body)
+	var bodies []string
+	for _, b := range []string{plan.text.Body, m.Body} {
+		if b != "" && !slices.Contains(bodies, b) {
+			bodies = append(bodies, b)
+		}
+	}
+	to := plan.to
+	if m.Destination != nil {
+		to = *m.Destination // where the earlier attempt sent it
 	}
 	var receipt provider.Receipt
 	var found bool
 	for _, body := range bodies {
 		var err error
-		receipt, found, err = h.SMS.FindSMS(ctx, plan.to, body, m.CreatedAt.Add(-time.Minute))
+		receipt, found, err = h.SMS.FindSMS(ctx, to, body, m.CreatedAt.Add(-time.Minute))
 		if err != nil {
 			return receipt, false, err
 		}

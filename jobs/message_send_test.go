@@ -398,3 +398,37 @@ func TestMessageWithoutContactGoesToTheOwner(t *testing.T) {
 	require.Equal(t, "sent", f.status(t, m).Status)
 	require.Equal(t, []string{owner}, f.app.Resend.Emails()[0].To)
 }
+
+// A decision not to send (here: the number opted out meanwhile) taken
+// after an attempt whose outcome is unknown is recorded only once Twilio
+// says it has no such message: the customer has this one, so it is sent,
+// not suppressed.
+func TestDecisionNotToSendWaitsForTheProvidersWord(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	m := f.create(t, "sms", "Your visit is at 9", f.app.Clock.Now())
+	f.app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms",
+			AddressHash: f.app.Deps.Pseudonyms.Address("sms", testPhone), Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
+	}))
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.Equal(t, f.app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
+
+	// Not accepted: the decision stands, and nothing is sent.
+	n := f.create(t, "sms", "Your visit moved to 10", f.app.Clock.Now())
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 500})
+	_, err := testenv.Owner(t).Exec(ctx, "DELETE FROM suppressions WHERE tenant_id = $1", f.tenant.ID)
+	require.NoError(t, err)
+	require.Error(t, f.handler().ProcessTask(ctx, task(n)))
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms",
+			AddressHash: f.app.Deps.Pseudonyms.Address("sms", testPhone), Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
+	}))
+	require.NoError(t, f.handler().ProcessTask(ctx, task(n)))
+	require.Equal(t, "suppressed", f.status(t, n).Status)
+	require.Equal(t, 1, f.app.Twilio.Count())
+}

@@ -20,9 +20,12 @@ SELECT status, count(*)::int AS n FROM messages
 WHERE tenant_id = @tenant_id AND batch_id = @batch_id
 GROUP BY status ORDER BY status;
 
+-- MessageBatchCancel cancels a batch's messages no attempt has claimed;
+-- a claimed one may be at the provider already and finishes as it says
+-- (see MessageCancel).
 -- name: MessageBatchCancel :many
 UPDATE messages SET status = 'cancelled', error = 'the batch was cancelled', updated_at = @now
-WHERE tenant_id = @tenant_id AND batch_id = @batch_id AND status IN ('scheduled', 'queued')
+WHERE tenant_id = @tenant_id AND batch_id = @batch_id AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING tenant_id, id, kind, enqueued_at;
 
 -- MessageBulkAdmittedCount is how many of a tenant's bulk messages are in

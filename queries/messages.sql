@@ -37,9 +37,13 @@ LEFT JOIN locations l ON l.id = m.location_id
 WHERE m.tenant_id = @tenant_id AND m.id = @id
 FOR UPDATE OF m;
 
+-- MessageCancel cancels a message no attempt has claimed. A claimed one
+-- (claimed_at set, even back in line after a failure) may already be at
+-- the provider, and perhaps on the customer's phone: it is left to finish
+-- as the provider says, never labelled cancelled blindly.
 -- name: MessageCancel :one
 UPDATE messages SET status = 'cancelled', error = NULL, updated_at = @now
-WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued')
+WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING *;
 
 -- MessageClaim records an attempt before the provider is called: a worker
@@ -52,6 +56,15 @@ SET status = 'sending', claimed_at = @now::timestamptz, attempts = attempts + 1,
     subject = CASE WHEN @record_text::boolean THEN sqlc.narg('subject') ELSE subject END,
     body = CASE WHEN @record_text::boolean THEN @body::text ELSE body END,
     error = NULL, updated_at = @now
+WHERE tenant_id = @tenant_id AND id = @id;
+
+-- MessageClaimCheck claims a message that will not be sent (its
+-- appointment was cancelled, its recipient opted out, …) but that an
+-- earlier attempt may have handed to the provider: the attempt that holds
+-- it asks the provider first, and only then records sent or the decision.
+-- Nothing is sent, so attempts does not count it.
+-- name: MessageClaimCheck :exec
+UPDATE messages SET status = 'sending', claimed_at = @now::timestamptz, updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: MessageMarkSent :exec
@@ -130,7 +143,10 @@ WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued', 
 -- (queued/sending → sent → delivered | undelivered | failed), so a late
 -- 'sent' never overwrites 'delivered'. A report may also arrive before the
 -- worker recorded the provider's ID (the report names the message), and
--- then records it.
+-- then records it. A message a worker ended without the provider's word
+-- (cancelled, failed or suppressed after an attempt that may have reached
+-- the provider: claimed, no provider ID) gives way to the report, which is
+-- the provider's own account of it.
 -- name: MessageApplyDeliveryStatus :one
 UPDATE messages
 SET status = @status,
@@ -141,7 +157,8 @@ SET status = @status,
     updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id
   AND (provider_message_id IS NULL OR provider_message_id = @provider_message_id)
-  AND (status IN ('queued', 'sending') OR (status = 'sent' AND @status <> 'sent'))
+  AND (status IN ('queued', 'sending') OR (status = 'sent' AND @status <> 'sent')
+       OR (status IN ('cancelled', 'failed', 'suppressed') AND claimed_at IS NOT NULL AND provider_message_id IS NULL))
 RETURNING *;
 
 -- MessageFindByProvider finds the message a provider's webhook is about.

@@ -286,3 +286,30 @@ func TestResendWebhooks(t *testing.T) {
 	require.Equal(t, "complained", oe[0].Keyword)
 	require.Len(t, suppressionEvents(t, app, s.tenant.ID, "email", custEmail), 1, "unchanged")
 }
+
+// A message a worker ended without the provider's word (cancelled,
+// failed or suppressed after an attempt that may have reached Twilio)
+// gives way to Twilio's report: it is Twilio's own account of the text.
+func TestReportLandsOnAMessageEndedAfterAnUnconfirmedAttempt(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Acme Repair")
+	r := s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_id": "cust-1", "channel": "sms", "body": "See you at 9"})
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	id := r.JSON()["id"].(string)
+	app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, runSend(t, app, s.tenant.ID, id, "manual"))
+	_, err := testenv.Owner(t).Exec(context.Background(), "UPDATE messages SET status = 'failed' WHERE id = $1", app.MustUUID(id))
+	require.NoError(t, err)
+	status, err := app.Twilio.Report(app.Twilio.Messages()[0].SID, "delivered", 0)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNoContent, status)
+	got := s.message(t, id)
+	require.Equal(t, "delivered", got.Status)
+	require.Equal(t, app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
+
+	// A message finished by a report is not reopened by a later one.
+	status, err = app.Twilio.Report(app.Twilio.Messages()[0].SID, "sent", 0)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNoContent, status)
+	require.Equal(t, "delivered", s.message(t, id).Status)
+}
