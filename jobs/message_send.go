@@ -458,10 +458,23 @@ func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provid
 		return h.finishWith(ctx, m, "suppressed", suppressionReason("carrier_opt_out"), nil)
 	case provider.Permanent:
 		return h.finishWith(ctx, m, "failed", reason, Permanent(perr))
+	case provider.Credentials:
+		// Every message on this channel fails the same way until an
+		// operator fixes the configuration: fail this one at once with the
+		// reason (retrying each message for half an hour helps nobody),
+		// and say so where operators look.
+		h.Logger.ErrorContext(ctx, "provider rejected Errand's credentials; every message on this channel fails until the provider configuration is fixed",
+			"channel", m.Channel, "code", perr.Code, "status", perr.Status)
+		return h.finishWith(ctx, m, "failed", reason, Permanent(perr))
 	}
 	delay := h.Retry.Delay(int(m.Attempts) + 1)
 	if perr.RetryAfter > delay {
+		// The provider's own wait, within the policy's maximum: a
+		// Retry-After of a day must not park a reminder for a day.
 		delay = perr.RetryAfter
+		if h.Retry.Cap > 0 && delay > h.Retry.Cap {
+			delay = h.Retry.Cap
+		}
 	}
 	err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) error {
 		return q.MessageRetryLater(ctx, db.MessageRetryLaterParams{TenantID: m.TenantID, ID: m.ID,

@@ -194,6 +194,8 @@ func TestProviderOutcomesAreRecorded(t *testing.T) {
 		{"opted out at twilio", fakes.Fault{Code: 21610}, "suppressed", "", false},
 		{"server error", fakes.Fault{Status: 503}, "queued", "", true},
 		{"rate limited", fakes.Fault{Status: 429, RetryAfter: "7"}, "queued", "", true},
+		{"twilio refuses our credentials", fakes.Fault{Status: 401}, "failed", "rejected credentials", false},
+		{"twilio forbids", fakes.Fault{Status: 403}, "failed", "rejected credentials", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -215,15 +217,48 @@ func TestProviderOutcomesAreRecorded(t *testing.T) {
 			}
 		})
 	}
-	t.Run("retry-after is honoured", func(t *testing.T) {
-		f := setup(t)
-		m := f.create(t, "sms", "Hello", f.app.Clock.Now())
-		f.app.Twilio.FailNext(1, fakes.Fault{Status: 429, RetryAfter: "7"})
+	for _, c := range []struct {
+		name       string
+		retryAfter string
+		want       time.Duration
+	}{
+		{"retry-after is honoured", "7", 7 * time.Second},
+		{"retry-after is capped at the policy's maximum", "86400", jobs.DefaultRetry.Cap},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t)
+			f.app.Deps.Retry = jobs.DefaultRetry
+			m := f.create(t, "sms", "Hello", f.app.Clock.Now())
+			f.app.Twilio.FailNext(1, fakes.Fault{Status: 429, RetryAfter: c.retryAfter})
+			err := f.handler().ProcessTask(context.Background(), task(m))
+			require.Error(t, err)
+			require.Equal(t, c.want, jobs.DefaultRetry.RetryDelay(0, err, nil))
+			require.Equal(t, f.app.Clock.Now().Add(c.want), f.status(t, m).DueAt)
+		})
+	}
+}
+
+// Credentials the provider refuses fail every message the same way until
+// an operator fixes the configuration: each message fails at once with the
+// reason (no half hour of retries per message), and the worker logs it at
+// ERROR for the operator. Resend likewise.
+func TestRejectedCredentialsFailAtOnceAndLoudly(t *testing.T) {
+	f := setup(t)
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 401})
+	f.app.Resend.FailNext(1, fakes.Fault{Status: 403})
+	sms := f.create(t, "sms", "Hello", f.app.Clock.Now())
+	email := f.create(t, "email", "Hello", f.app.Clock.Now())
+	for _, m := range []db.Message{sms, email} {
 		err := f.handler().ProcessTask(context.Background(), task(m))
-		require.Error(t, err)
-		require.Equal(t, 7*time.Second, jobs.DefaultRetry.RetryDelay(0, err, nil))
-		require.Equal(t, f.app.Clock.Now().Add(7*time.Second), f.status(t, m).DueAt)
-	})
+		require.ErrorIs(t, err, asynq.SkipRetry, m.Channel)
+		got := f.status(t, m)
+		require.Equal(t, "failed", got.Status, m.Channel)
+		require.Contains(t, *got.Error, "provider rejected credentials", m.Channel)
+		require.EqualValues(t, 1, got.Attempts)
+	}
+	logs := f.app.Logs.String()
+	require.Contains(t, logs, `"level":"ERROR","msg":"provider rejected Errand's credentials`)
+	require.Contains(t, logs, `"channel":"email"`)
 }
 
 func TestNoDestinationIsSuppressed(t *testing.T) {

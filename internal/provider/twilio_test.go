@@ -65,7 +65,9 @@ func TestTwilioSendSMSClassifiesFaults(t *testing.T) {
 		{"bad gateway html", fakes.Fault{Status: 502, Body: "<html>502 Bad Gateway</html>"}, provider.Transient, "http_502", 502, 0, "server error", 0},
 		{"unavailable with retry-after", fakes.Fault{Status: 503, RetryAfter: "3"}, provider.Transient, "20503", 503, 3 * time.Second, "server error", 0},
 		{"rate limited", fakes.Fault{Status: 429, RetryAfter: "7"}, provider.Transient, "20429", 429, 7 * time.Second, "rate limited", 0},
-		{"forbidden", fakes.Fault{Status: 403}, provider.Transient, "20003", 403, 0, "provider rejected credentials", 0},
+		{"forbidden", fakes.Fault{Status: 403}, provider.Credentials, "20003", 403, 0, "provider rejected credentials", 0},
+		{"unauthorized", fakes.Fault{Status: 401}, provider.Credentials, "20003", 401, 0, "provider rejected credentials", 0},
+		{"unauthorized with retry-after", fakes.Fault{Status: 401, RetryAfter: "30"}, provider.Credentials, "20003", 401, 0, "provider rejected credentials", 0},
 		{"opted out", fakes.Fault{Code: 21610}, provider.OptedOut, "21610", 400, 0, "opted out", 0},
 		{"invalid number", fakes.Fault{Code: 21211}, provider.Permanent, "21211", 400, 0, "invalid destination number", 0},
 		{"not mobile", fakes.Fault{Code: 21614}, provider.Permanent, "21614", 400, 0, "not a mobile number", 0},
@@ -120,7 +122,10 @@ func TestTwilioOptedOutRecipient(t *testing.T) {
 	require.Zero(t, f.Count())
 }
 
-func TestTwilioRejectedCredentialsAreTransient(t *testing.T) {
+// Rejected credentials are a configuration fault every call shares: final
+// for the message (the job fails it at once and says so loudly), never a
+// retry.
+func TestTwilioRejectedCredentialsAreFinal(t *testing.T) {
 	cases := []struct {
 		name         string
 		token        string
@@ -140,7 +145,7 @@ func TestTwilioRejectedCredentialsAreTransient(t *testing.T) {
 
 			_, err := tw.SendSMS(t.Context(), provider.SMS{To: testPhone, Body: testBody})
 
-			perr := requireProviderError(t, err, provider.Transient, testPhone, testBody, tc.token)
+			perr := requireProviderError(t, err, provider.Credentials, testPhone, testBody, tc.token)
 			require.Contains(t, perr.Message, "provider rejected credentials")
 			require.Equal(t, tc.wantStatus, perr.Status)
 			require.Equal(t, tc.wantRequests, f.Requests())
@@ -270,7 +275,7 @@ func TestTwilioFindSMSErrorsAreClassified(t *testing.T) {
 	_, found, err := tw.FindSMS(t.Context(), testPhone, testBody, time.Now())
 
 	require.False(t, found)
-	perr := requireProviderError(t, err, provider.Transient, testPhone, testBody)
+	perr := requireProviderError(t, err, provider.Credentials, testPhone, testBody)
 	require.Contains(t, perr.Message, "provider rejected credentials")
 }
 
