@@ -313,3 +313,45 @@ func TestReportLandsOnAMessageEndedAfterAnUnconfirmedAttempt(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, status)
 	require.Equal(t, "delivered", s.message(t, id).Status)
 }
+
+// A STOP texted to the shared number from a number no tenant knows (an
+// erased contact, one not imported yet) is kept all the same, under its
+// pseudonym, for the shared number: a tenant that adds the number later
+// does not text it. START lifts it; a replay is recorded once.
+func TestInboundStopFromAnUnknownNumberIsKept(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Acme Repair")
+	app.StartWorker(2)
+	const stranger = "+13125550177"
+	inbound := func(body, sid string) {
+		t.Helper()
+		form := url.Values{"MessageSid": {sid}, "From": {stranger}, "To": {ourNumber}, "Body": {body}}
+		status, err := fakes.PostTwilioForm(app.URL+"/webhooks/twilio/inbound", app.Twilio.AuthToken, form)
+		require.NoError(t, err)
+		require.Equal(t, 200, status)
+	}
+	inbound("Stop", "SM-stop-1")
+	inbound("Stop", "SM-stop-1") // redelivered
+	events := suppressionEvents(t, app, db.SharedNumberTenant, "sms", stranger)
+	require.Len(t, events, 1, "kept once, for the shared number")
+	require.Equal(t, "opt_out", events[0].Action)
+	require.Equal(t, "STOP", events[0].Keyword)
+	require.Equal(t, "twilio_inbound", events[0].Source)
+	require.Equal(t, "SM-stop-1", events[0].Reference)
+	require.Zero(t, count(t, "SELECT count(*) FROM suppression_events WHERE address_hash = $1 AND tenant_id <> $2",
+		app.Deps.Pseudonyms.Address("sms", stranger), db.SharedNumberTenant), "no tenant knew the number")
+	require.NotContains(t, app.Logs.String(), stranger)
+
+	// The number is added later (a PUT here; an import writes the same row).
+	s.putContact(t, "cust-1", map[string]any{"name": "Pat Doe", "phone": stranger, "email": custEmail})
+	m := s.sendText(t, "Spring special: 10% off")
+	require.Equal(t, "suppressed", m.Status)
+	require.Equal(t, "recipient opted out", *m.Error)
+	require.Zero(t, app.Twilio.Count())
+
+	inbound("START", "SM-start-1")
+	require.Equal(t, "sent", s.sendText(t, "Spring special: 10% off").Status)
+	events = suppressionEvents(t, app, db.SharedNumberTenant, "sms", stranger)
+	require.Len(t, events, 2)
+	require.Equal(t, "opt_in", events[1].Action)
+}
