@@ -80,8 +80,8 @@ func NewMessageSendJob(tenantID, messageID uuid.UUID, kind string) Job {
 // the provider (the worker died mid-call, or the provider accepted and then
 // failed or timed out), so before sending again the task asks the provider
 // whether the message went out: Twilio by listing our messages to that
-// number since the message was created, Resend by reusing the message's
-// idempotency key.
+// number since the message was first claimed, Resend by reusing the
+// message's idempotency key.
 type MessageSend struct {
 	Store             *db.Store
 	Clock             clock.Clock
@@ -370,12 +370,19 @@ func (h *MessageSend) statusCallback(m db.Message) string {
 	return h.StatusCallbackURL + sep + v.Encode()
 }
 
+// claimSkew is how far Twilio's clock may be behind ours: a text accepted
+// just after our claim may carry a creation time just before it.
+const claimSkew = 30 * time.Second
+
 // findSent asks Twilio for this message among what it accepted from us to
-// that number since the message was created. A match already recorded for
-// another message (the same words sent twice) does not count. A message
-// written at send time may read differently now than when the earlier
-// attempt sent it (its appointment moved); the text that attempt recorded
-// on the row is looked for too.
+// the number the earlier attempt sent to, since that attempt's first
+// claim (less claimSkew). A row claimed before first_claimed_at existed
+// searches from its creation. Texts recorded on another message, of any
+// tenant (the sending number is shared), are someone else's. Twilio may
+// have rewritten the text (provider.MatchSMS); and a message written at
+// send time may read differently now than when the earlier attempt sent
+// it (its appointment moved), so the text that attempt recorded on the
+// row is looked for too.
 func (h *MessageSend) findSent(ctx context.Context, plan sendPlan) (provider.Receipt, bool, error) {
 	m := plan.msg
 	var bodies []string
@@ -388,30 +395,29 @@ func (h *MessageSend) findSent(ctx context.Context, plan sendPlan) (provider.Rec
 	if m.Destination != nil {
 		to = *m.Destination // where the earlier attempt sent it
 	}
-	var receipt provider.Receipt
-	var found bool
-	for _, body := range bodies {
-		var err error
-		receipt, found, err = h.SMS.FindSMS(ctx, to, body, m.CreatedAt.Add(-time.Minute))
-		if err != nil {
-			return receipt, false, err
-		}
-		if found {
-			break
-		}
+	since := m.CreatedAt.Add(-time.Minute)
+	if m.FirstClaimedAt != nil {
+		since = m.FirstClaimedAt.Add(-claimSkew)
 	}
-	if !found {
-		return receipt, false, nil
+	sent, err := h.SMS.ListSMS(ctx, to, since)
+	if err != nil || len(sent) == 0 {
+		return provider.Receipt{}, false, err
 	}
-	var taken bool
-	err := h.Store.InTenant(ctx, m.TenantID, func(q *db.Queries) (err error) {
-		taken, err = q.MessageProviderIDTaken(ctx, db.MessageProviderIDTakenParams{ProviderMessageID: &receipt.ProviderID, ID: m.ID})
+	ids := make([]string, len(sent))
+	for i, s := range sent {
+		ids[i] = s.ProviderID
+	}
+	var taken []string
+	err = h.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
+		taken, err = q.MessageProviderIDsTaken(ctx, db.MessageProviderIDsTakenParams{ProviderMessageIds: ids, ID: m.ID})
 		return err
 	})
 	if err != nil {
 		return provider.Receipt{}, false, err
 	}
-	return receipt, !taken, nil
+	sent = slices.DeleteFunc(sent, func(s provider.SentSMS) bool { return slices.Contains(taken, s.ProviderID) })
+	match, found := provider.MatchSMS(sent, bodies...)
+	return provider.Receipt{ProviderID: match.ProviderID}, found, nil
 }
 
 func (h *MessageSend) send(ctx context.Context, plan sendPlan) (provider.Receipt, error) {

@@ -48,11 +48,14 @@ RETURNING *;
 
 -- MessageClaim records an attempt before the provider is called: a worker
 -- that dies after this leaves a 'sending' row the next attempt reconciles.
--- A renderer's text, when it asks for it to be kept (Rendered.Record), is
--- recorded with the claim, for the message log.
+-- The first claim is kept (first_claimed_at) as where that search starts;
+-- a row claimed before the column existed keeps NULL (its search starts
+-- at its creation). A renderer's text, when it asks for it to be kept
+-- (Rendered.Record), is recorded with the claim, for the message log.
 -- name: MessageClaim :exec
 UPDATE messages
 SET status = 'sending', claimed_at = @now::timestamptz, attempts = attempts + 1, destination = @destination,
+    first_claimed_at = CASE WHEN claimed_at IS NULL THEN @now::timestamptz ELSE first_claimed_at END,
     subject = CASE WHEN @record_text::boolean THEN sqlc.narg('subject') ELSE subject END,
     body = CASE WHEN @record_text::boolean THEN @body::text ELSE body END,
     error = NULL, updated_at = @now
@@ -127,8 +130,12 @@ LIMIT @max_rows;
 UPDATE messages SET enqueued_at = NULL
 WHERE status IN ('scheduled', 'queued') AND enqueued_at IS NOT NULL;
 
--- name: MessageProviderIDTaken :one
-SELECT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = @provider_message_id AND id <> @id);
+-- MessageProviderIDsTaken says which of these provider IDs another
+-- message already recorded, of any tenant (the sending number is shared):
+-- run in system scope, by the unique index.
+-- name: MessageProviderIDsTaken :many
+SELECT provider_message_id::text FROM messages
+WHERE provider_message_id = ANY(@provider_message_ids::text[]) AND id <> @id;
 
 -- MessageHold hands a message back to the dispatcher until @due_at: it
 -- fell in its recipient's quiet hours, or a provider rate limit asked for

@@ -100,7 +100,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // (network failures, timeouts, context cancellation, unknown errors) is
 // Transient, because retrying is always safer than losing a message.
 //
-// SendSMS, FindSMS and SendEmail already return classified errors, using the
+// SendSMS, ListSMS and SendEmail already return classified errors, using the
 // HTTP status and headers their transport recorded. Classify on a raw SDK
 // error sees only what that error carries: Resend's SDK keeps the status of
 // a 429 only, so its other errors classify as Transient "unknown".
