@@ -234,3 +234,72 @@ func TestDueScanTopsUpBulkWindows(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, scan(t, app).Enqueued, "each tenant's due message, in one pass")
 }
+
+// A batch's messages are listed page by page (in ID order, ?after= the
+// last one seen), each with its contact, status, send time and reason;
+// another tenant's batch is a 404.
+func TestBatchMessagesAreListed(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Realty Co")
+	s.putContact(t, "cust-2", map[string]any{"name": "No Phone", "email": "np@example.com"})
+	for i := 3; i <= 5; i++ {
+		s.putContact(t, fmt.Sprintf("cust-%d", i), map[string]any{"name": "Client", "phone": fmt.Sprintf("+1312555014%d", i)})
+	}
+	app.StartWorker(2)
+	r := s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": []string{"cust-1", "cust-2", "cust-3", "cust-4", "cust-5"},
+		"channel": "sms", "body": "Open house Saturday"})
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	batch := r.JSON()["batch_id"].(string)
+	app.Eventually(10*time.Second, "batch settled", func() bool {
+		c := s.do(t, http.MethodGet, "/v1/message-batches/"+batch, nil).JSON()["counts"].(map[string]any)
+		return c["sent"] == 4.0 && c["suppressed"] == 1.0
+	})
+
+	type item struct {
+		ID        string    `json:"id"`
+		ContactID *string   `json:"contact_id"`
+		Status    string    `json:"status"`
+		SendAt    time.Time `json:"send_at"`
+		Error     *string   `json:"error"`
+	}
+	type page struct {
+		Messages  []item  `json:"messages"`
+		NextAfter *string `json:"next_after"`
+	}
+	var all []item
+	path := "/v1/message-batches/" + batch + "/messages?limit=2"
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 3, "five messages in pages of two")
+		resp := s.do(t, http.MethodGet, path, nil)
+		require.Equal(t, 200, resp.Status, string(resp.Body))
+		p := decodeAs[page](t, resp)
+		require.LessOrEqual(t, len(p.Messages), 2)
+		all = append(all, p.Messages...)
+		if p.NextAfter == nil {
+			break
+		}
+		path = "/v1/message-batches/" + batch + "/messages?limit=2&after=" + *p.NextAfter
+	}
+	require.Len(t, all, 5)
+	byContact := map[string]item{}
+	for i, m := range all {
+		if i > 0 {
+			require.Less(t, all[i-1].ID, m.ID, "ID order, no repeats")
+		}
+		require.NotNil(t, m.ContactID)
+		require.False(t, m.SendAt.IsZero())
+		byContact[*m.ContactID] = m
+	}
+	require.Len(t, byContact, 5)
+	require.Equal(t, "suppressed", byContact["cust-2"].Status)
+	require.Equal(t, "contact has no phone number", *byContact["cust-2"].Error)
+	require.Equal(t, "sent", byContact["cust-1"].Status)
+	require.Nil(t, byContact["cust-1"].Error)
+	require.Equal(t, 5, len(decodeAs[page](t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages", nil)).Messages), "default page")
+
+	other := newShop(t, app, "Other Co")
+	requireError(t, other.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages", nil), 404, "not_found")
+	requireError(t, s.do(t, http.MethodGet, "/v1/message-batches/not-a-batch/messages", nil), 404, "not_found")
+	requireFields(t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages?limit=0", nil), "limit")
+	requireFields(t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages?after=xyz", nil), "after")
+}
