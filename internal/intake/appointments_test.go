@@ -545,3 +545,26 @@ func TestCancelledAppointmentReconcilesAClaimedMessage(t *testing.T) {
 		})
 	}
 }
+
+// A text states the appointment's time on the recipient's clock: the
+// contact's zone when it has one, not the location's.
+func TestTextShowsTheContactsLocalTime(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Acme Repair")
+	contactZone := notify.ZoneWhereItIs(app.Clock.Now(), 15) // three hours ahead of the location, and awake
+	require.NotEqual(t, s.zone, contactZone)
+	s.putContact(t, "cust-1", map[string]any{"name": "Pat Doe", "phone": custPhone, "timezone": contactZone})
+	s.putLocation(t, "loc-1", map[string]any{"notifications": map[string]any{"confirmation": map[string]any{"email": false},
+		"reminder": map[string]any{"sms": false, "email": false}}})
+	app.StartWorker(2)
+	startsAt := app.Clock.Now().Add(48 * time.Hour).Truncate(time.Minute)
+	require.Equal(t, 201, s.putAppointment(t, "appt-1", startsAt, "scheduled").Status)
+	s.waitStatus(t, ids(find(s.messages(t, "appt-1"), "confirmation", "sms")), "sent")
+	body := app.Twilio.Messages()[0].Body
+	contactTime := startsAt.In(notify.Zone(contactZone)).Format("3:04 PM MST")
+	locationTime := startsAt.In(notify.Zone(s.zone)).Format("3:04 PM MST")
+	require.NotEqual(t, contactTime, locationTime)
+	require.Contains(t, body, contactTime)
+	require.NotContains(t, body, locationTime)
+	require.Contains(t, body, startsAt.In(notify.Zone(contactZone)).Format("Mon, Jan 2"))
+}
