@@ -38,7 +38,8 @@ type MessageApplyDeliveryStatusParams struct {
 
 // MessageApplyDeliveryStatus applies a provider's delivery report. Reports
 // arrive late, twice and out of order: a message only moves forward
-// (queued/sending → sent → delivered | undelivered | failed), so a late
+// (queued/sending → sent → delivered | undelivered | failed, or suppressed
+// when the carrier refused it because the recipient opted out), so a late
 // 'sent' never overwrites 'delivered'. A report may also arrive before the
 // worker recorded the provider's ID (the report names the message), and
 // then records it. A message a worker ended without the provider's word

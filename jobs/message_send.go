@@ -291,7 +291,7 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		sup, err := q.SuppressionGet(ctx, db.SuppressionGetParams{TenantID: m.TenantID, Channel: m.Channel,
 			AddressHash: h.Pseudonyms.Address(m.Channel, plan.to)})
 		if err == nil {
-			return finish("suppressed", suppressionReason(sup.Reason))
+			return finish("suppressed", SuppressionReason(sup.Reason))
 		}
 		if !db.IsNotFound(err) {
 			return fmt.Errorf("check suppression: %w", err)
@@ -461,7 +461,7 @@ func (h *MessageSend) outcome(ctx context.Context, plan sendPlan, receipt provid
 	switch perr.Kind {
 	case provider.OptedOut:
 		h.suppress(ctx, plan, "carrier_opt_out", "twilio_"+perr.Code)
-		return h.finishWith(ctx, m, "suppressed", suppressionReason("carrier_opt_out"), nil)
+		return h.finishWith(ctx, m, "suppressed", SuppressionReason("carrier_opt_out"), nil)
 	case provider.Permanent:
 		return h.finishWith(ctx, m, "failed", reason, Permanent(perr))
 	case provider.Credentials:
@@ -523,8 +523,9 @@ func (h *MessageSend) suppress(ctx context.Context, plan sendPlan, reason, sourc
 	}
 }
 
-// suppressionReason says why a suppressed address gets nothing.
-func suppressionReason(reason string) string {
+// SuppressionReason says why a suppressed address gets nothing, as the
+// message's reason.
+func SuppressionReason(reason string) string {
 	switch reason {
 	case "opted_out":
 		return "recipient opted out"

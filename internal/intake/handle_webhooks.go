@@ -18,6 +18,7 @@ import (
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/fault"
 	"github.com/errandhq/errand/internal/seclog"
+	"github.com/errandhq/errand/jobs"
 )
 
 // Webhooks. Providers call these without an API key; each request is
@@ -236,6 +237,11 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) erro
 		text := "the carrier did not deliver it"
 		if code != "" {
 			text += " (twilio error " + code + ")"
+		}
+		if code == "21610" {
+			// Not delivered because the recipient opted out: suppressed,
+			// as when Twilio refuses the send for the same reason.
+			status, text = "suppressed", jobs.SuppressionReason("carrier_opt_out")
 		}
 		reason = &text
 	}

@@ -208,7 +208,9 @@ func TestDeliveryStatusCallbacks(t *testing.T) {
 	require.Equal(t, "delivered", s.message(t, early.ID.String()).Status)
 }
 
-// A carrier's 21610 in a delivery report opts the number out too.
+// A carrier's 21610 in a delivery report opts the number out too, and
+// ends the message suppressed (the recipient had opted out), as a 21610
+// at send time does.
 func TestFailedReportWith21610Suppresses(t *testing.T) {
 	app := testapp.New(t)
 	s := newShop(t, app, "Acme Repair")
@@ -217,7 +219,9 @@ func TestFailedReportWith21610Suppresses(t *testing.T) {
 	status, err := app.Twilio.Report(*m.ProviderMessageID, "failed", 21610)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNoContent, status)
-	require.Equal(t, "failed", s.message(t, m.ID.String()).Status)
+	got := s.message(t, m.ID.String())
+	require.Equal(t, "suppressed", got.Status, "not delivered because the recipient opted out: suppressed, as at send time")
+	require.Equal(t, "recipient opted out (the carrier refused: unsubscribed)", *got.Error)
 	events := suppressionEvents(t, app, s.tenant.ID, "sms", custPhone)
 	require.Len(t, events, 1)
 	require.Equal(t, "twilio_21610", events[0].Source)
