@@ -688,6 +688,17 @@ func (d *Dispatcher) newMessageState(m NewMessage) (now time.Time, status string
 // enqueued into Redis. When Redis refuses, the mark is cleared so the
 // due-scan picks the message up; the request that created it still
 // succeeds, because PostgreSQL has it.
+//
+// One EnqueueContext (one round trip, asynq's Lua script) per message, in
+// turn: asynq has no batch enqueue, and its client hides the connection,
+// so no pipelining. Measured (local Redis, 2 loaded cores): 100 messages
+// take 17 ms in turn, 9 ms across 8 goroutines. The most ever enqueued
+// here at once is one bulk window (BulkWindow, 100: when a batch is
+// posted, next to a 50,000-row insert that takes seconds); a window
+// refills 10 or more at a time as its texts finish (about 0.2 ms a text,
+// after the text is sent, against a provider rate of tens a second). So
+// concurrency would buy nothing a sender notices, and in-order enqueues
+// keep a window's texts in due order in the bulk queue.
 func (d *Dispatcher) EnqueueMessages(ctx context.Context, msgs ...db.Message) {
 	for _, m := range msgs {
 		if m.EnqueuedAt == nil {
