@@ -591,3 +591,23 @@ func TestReconcileAfterAFailedLookupSearchesFromTheFirstClaim(t *testing.T) {
 	require.Equal(t, 1, f.app.Twilio.Count(), "found at Twilio, not sent again")
 	require.Equal(t, f.app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
 }
+
+// Resend cannot be asked whether an email went out without sending it
+// again, so a decision not to send taken after an attempt with an unknown
+// outcome is recorded with that said, and nothing is sent.
+func TestEmailDecisionAfterAnUnknownOutcomeSaysSo(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	m := f.create(t, "email", "Your visit is at 9", f.app.Clock.Now())
+	f.app.Resend.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "email",
+			AddressHash: f.app.Deps.Pseudonyms.Address("email", testEmail), Reason: "bounced", Source: "resend_webhook", Now: f.app.Clock.Now()})
+	}))
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "suppressed", got.Status)
+	require.Equal(t, "email address bounced; an earlier attempt's outcome at the provider is unknown", *got.Error)
+	require.Equal(t, 1, f.app.Resend.Count(), "not sent again")
+}
