@@ -16,8 +16,9 @@ import (
 const appointmentCancelPending = `-- name: AppointmentCancelPending :many
 UPDATE messages SET status = 'cancelled', error = $1, updated_at = $2
 WHERE tenant_id = $3 AND appointment_id = $4 AND status IN ('scheduled', 'queued')
+  AND claimed_at IS NULL
   AND (cardinality($5::text[]) = 0 OR slot = ANY($5::text[]))
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
 `
 
 type AppointmentCancelPendingParams struct {
@@ -30,7 +31,10 @@ type AppointmentCancelPendingParams struct {
 
 // AppointmentCancelPending cancels an appointment's messages that have not
 // been handed to a provider, those of the given slots or (with no slots)
-// all of them, with the reason on each row.
+// all of them, with the reason on each row. A message an attempt has
+// claimed may be at the provider already: it is left to its task, which
+// asks the provider before it records sent or cancelled (the renderer
+// sees the appointment's new state).
 func (q *Queries) AppointmentCancelPending(ctx context.Context, arg AppointmentCancelPendingParams) ([]Message, error) {
 	rows, err := q.db.Query(ctx, appointmentCancelPending,
 		arg.Reason,
@@ -73,6 +77,7 @@ func (q *Queries) AppointmentCancelPending(ctx context.Context, arg AppointmentC
 			&i.BatchID,
 			&i.NoticeID,
 			&i.DeletionID,
+			&i.FirstClaimedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -268,7 +273,7 @@ func (q *Queries) AppointmentMessageContext(ctx context.Context, arg Appointment
 }
 
 const appointmentMessages = `-- name: AppointmentMessages :many
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id FROM messages WHERE tenant_id = $1 AND appointment_id = $2
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at FROM messages WHERE tenant_id = $1 AND appointment_id = $2
 ORDER BY send_at, created_at
 `
 
@@ -313,6 +318,7 @@ func (q *Queries) AppointmentMessages(ctx context.Context, arg AppointmentMessag
 			&i.BatchID,
 			&i.NoticeID,
 			&i.DeletionID,
+			&i.FirstClaimedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -329,7 +335,7 @@ UPDATE messages
 SET send_at = $1, due_at = $1, enqueued_at = $2, status = $3, error = NULL,
     updated_at = $4
 WHERE tenant_id = $5 AND id = $6 AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
 `
 
 type AppointmentMoveMessageParams struct {
@@ -382,6 +388,7 @@ func (q *Queries) AppointmentMoveMessage(ctx context.Context, arg AppointmentMov
 		&i.BatchID,
 		&i.NoticeID,
 		&i.DeletionID,
+		&i.FirstClaimedAt,
 	)
 	return i, err
 }

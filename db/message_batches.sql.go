@@ -14,7 +14,7 @@ import (
 
 const messageBatchCancel = `-- name: MessageBatchCancel :many
 UPDATE messages SET status = 'cancelled', error = 'the batch was cancelled', updated_at = $1
-WHERE tenant_id = $2 AND batch_id = $3 AND status IN ('scheduled', 'queued')
+WHERE tenant_id = $2 AND batch_id = $3 AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING tenant_id, id, kind, enqueued_at
 `
 
@@ -31,6 +31,9 @@ type MessageBatchCancelRow struct {
 	EnqueuedAt *time.Time
 }
 
+// MessageBatchCancel cancels a batch's messages no attempt has claimed;
+// a claimed one may be at the provider already and finishes as it says
+// (see MessageCancel).
 func (q *Queries) MessageBatchCancel(ctx context.Context, arg MessageBatchCancelParams) ([]MessageBatchCancelRow, error) {
 	rows, err := q.db.Query(ctx, messageBatchCancel, arg.Now, arg.TenantID, arg.BatchID)
 	if err != nil {
@@ -187,6 +190,64 @@ func (q *Queries) MessageBatchInsertMessages(ctx context.Context, arg MessageBat
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const messageBatchMessages = `-- name: MessageBatchMessages :many
+SELECT m.id, c.external_id AS contact_external_id, m.status, m.send_at, m.error
+FROM messages m
+LEFT JOIN contacts c ON c.id = m.contact_id
+WHERE m.tenant_id = $1 AND m.batch_id = $2 AND m.id > $3
+ORDER BY m.id
+LIMIT $4
+`
+
+type MessageBatchMessagesParams struct {
+	TenantID uuid.UUID
+	BatchID  *uuid.UUID
+	After    uuid.UUID
+	MaxRows  int32
+}
+
+type MessageBatchMessagesRow struct {
+	ID                uuid.UUID
+	ContactExternalID *string
+	Status            string
+	SendAt            time.Time
+	Error             *string
+}
+
+// MessageBatchMessages is a page of a batch's messages in ID order after
+// @after (uuid.Nil for the first page), with each contact's external ID
+// (NULL once the contact is erased).
+func (q *Queries) MessageBatchMessages(ctx context.Context, arg MessageBatchMessagesParams) ([]MessageBatchMessagesRow, error) {
+	rows, err := q.db.Query(ctx, messageBatchMessages,
+		arg.TenantID,
+		arg.BatchID,
+		arg.After,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MessageBatchMessagesRow{}
+	for rows.Next() {
+		var i MessageBatchMessagesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ContactExternalID,
+			&i.Status,
+			&i.SendAt,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const messageBulkAdmit = `-- name: MessageBulkAdmit :many

@@ -22,8 +22,9 @@ SET status = $1,
     updated_at = $3
 WHERE tenant_id = $5 AND id = $6
   AND (provider_message_id IS NULL OR provider_message_id = $2)
-  AND (status IN ('queued', 'sending') OR (status = 'sent' AND $1 <> 'sent'))
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
+  AND (status IN ('queued', 'sending') OR (status = 'sent' AND $1 <> 'sent')
+       OR (status IN ('cancelled', 'failed', 'suppressed') AND claimed_at IS NOT NULL AND provider_message_id IS NULL))
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
 `
 
 type MessageApplyDeliveryStatusParams struct {
@@ -37,10 +38,14 @@ type MessageApplyDeliveryStatusParams struct {
 
 // MessageApplyDeliveryStatus applies a provider's delivery report. Reports
 // arrive late, twice and out of order: a message only moves forward
-// (queued/sending → sent → delivered | undelivered | failed), so a late
+// (queued/sending → sent → delivered | undelivered | failed, or suppressed
+// when the carrier refused it because the recipient opted out), so a late
 // 'sent' never overwrites 'delivered'. A report may also arrive before the
 // worker recorded the provider's ID (the report names the message), and
-// then records it.
+// then records it. A message a worker ended without the provider's word
+// (cancelled, failed or suppressed after an attempt that may have reached
+// the provider: claimed, no provider ID) gives way to the report, which is
+// the provider's own account of it.
 func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApplyDeliveryStatusParams) (Message, error) {
 	row := q.db.QueryRow(ctx, messageApplyDeliveryStatus,
 		arg.Status,
@@ -78,14 +83,15 @@ func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApp
 		&i.BatchID,
 		&i.NoticeID,
 		&i.DeletionID,
+		&i.FirstClaimedAt,
 	)
 	return i, err
 }
 
 const messageCancel = `-- name: MessageCancel :one
 UPDATE messages SET status = 'cancelled', error = NULL, updated_at = $1
-WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued')
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
+WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
 `
 
 type MessageCancelParams struct {
@@ -94,6 +100,10 @@ type MessageCancelParams struct {
 	ID       uuid.UUID
 }
 
+// MessageCancel cancels a message no attempt has claimed. A claimed one
+// (claimed_at set, even back in line after a failure) may already be at
+// the provider, and perhaps on the customer's phone: it is left to finish
+// as the provider says, never labelled cancelled blindly.
 func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (Message, error) {
 	row := q.db.QueryRow(ctx, messageCancel, arg.Now, arg.TenantID, arg.ID)
 	var i Message
@@ -124,6 +134,7 @@ func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (M
 		&i.BatchID,
 		&i.NoticeID,
 		&i.DeletionID,
+		&i.FirstClaimedAt,
 	)
 	return i, err
 }
@@ -180,6 +191,7 @@ func (q *Queries) MessageCancelForDeletion(ctx context.Context, arg MessageCance
 const messageClaim = `-- name: MessageClaim :exec
 UPDATE messages
 SET status = 'sending', claimed_at = $1::timestamptz, attempts = attempts + 1, destination = $2,
+    first_claimed_at = CASE WHEN claimed_at IS NULL THEN $1::timestamptz ELSE first_claimed_at END,
     subject = CASE WHEN $3::boolean THEN $4 ELSE subject END,
     body = CASE WHEN $3::boolean THEN $5::text ELSE body END,
     error = NULL, updated_at = $1
@@ -198,8 +210,10 @@ type MessageClaimParams struct {
 
 // MessageClaim records an attempt before the provider is called: a worker
 // that dies after this leaves a 'sending' row the next attempt reconciles.
-// A renderer's text, when it asks for it to be kept (Rendered.Record), is
-// recorded with the claim, for the message log.
+// The first claim is kept (first_claimed_at) as where that search starts;
+// a row claimed before the column existed keeps NULL (its search starts
+// at its creation). A renderer's text, when it asks for it to be kept
+// (Rendered.Record), is recorded with the claim, for the message log.
 func (q *Queries) MessageClaim(ctx context.Context, arg MessageClaimParams) error {
 	_, err := q.db.Exec(ctx, messageClaim,
 		arg.Now,
@@ -210,6 +224,27 @@ func (q *Queries) MessageClaim(ctx context.Context, arg MessageClaimParams) erro
 		arg.TenantID,
 		arg.ID,
 	)
+	return err
+}
+
+const messageClaimCheck = `-- name: MessageClaimCheck :exec
+UPDATE messages SET status = 'sending', claimed_at = $1::timestamptz, updated_at = $1
+WHERE tenant_id = $2 AND id = $3
+`
+
+type MessageClaimCheckParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// MessageClaimCheck claims a message that will not be sent (its
+// appointment was cancelled, its recipient opted out, …) but that an
+// earlier attempt may have handed to the provider: the attempt that holds
+// it asks the provider first, and only then records sent or the decision.
+// Nothing is sent, so attempts does not count it.
+func (q *Queries) MessageClaimCheck(ctx context.Context, arg MessageClaimCheckParams) error {
+	_, err := q.db.Exec(ctx, messageClaimCheck, arg.Now, arg.TenantID, arg.ID)
 	return err
 }
 
@@ -235,7 +270,7 @@ INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, statu
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $15)
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
 `
 
 type MessageCreateParams struct {
@@ -302,6 +337,7 @@ func (q *Queries) MessageCreate(ctx context.Context, arg MessageCreateParams) (M
 		&i.BatchID,
 		&i.NoticeID,
 		&i.DeletionID,
+		&i.FirstClaimedAt,
 	)
 	return i, err
 }
@@ -314,7 +350,7 @@ SELECT c.tenant_id, c.id, $1::text, $2::text, $3::text, $4::text, $5::text,
        $9::timestamptz
 FROM contacts c
 WHERE c.tenant_id = $10 AND c.external_id = $11
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
 `
 
 type MessageCreateForContactParams struct {
@@ -376,6 +412,7 @@ func (q *Queries) MessageCreateForContact(ctx context.Context, arg MessageCreate
 		&i.BatchID,
 		&i.NoticeID,
 		&i.DeletionID,
+		&i.FirstClaimedAt,
 	)
 	return i, err
 }
@@ -468,7 +505,7 @@ func (q *Queries) MessageForgetEnqueued(ctx context.Context) (int64, error) {
 }
 
 const messageGet = `-- name: MessageGet :one
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id FROM messages WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at FROM messages WHERE tenant_id = $1 AND id = $2
 `
 
 type MessageGetParams struct {
@@ -506,6 +543,7 @@ func (q *Queries) MessageGet(ctx context.Context, arg MessageGetParams) (Message
 		&i.BatchID,
 		&i.NoticeID,
 		&i.DeletionID,
+		&i.FirstClaimedAt,
 	)
 	return i, err
 }
@@ -712,7 +750,7 @@ func (q *Queries) MessageListUndispatched(ctx context.Context, arg MessageListUn
 }
 
 const messageLock = `-- name: MessageLock :one
-SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, m.appointment_id, m.location_id, m.slot, m.batch_id, m.notice_id, m.deletion_id, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
+SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, m.appointment_id, m.location_id, m.slot, m.batch_id, m.notice_id, m.deletion_id, m.first_claimed_at, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
        t.owner_email AS tenant_owner_email, c.timezone AS contact_timezone, t.timezone AS tenant_timezone,
        l.timezone AS location_timezone, l.settings AS location_settings
 FROM messages m
@@ -774,6 +812,7 @@ func (q *Queries) MessageLock(ctx context.Context, arg MessageLockParams) (Messa
 		&i.Message.BatchID,
 		&i.Message.NoticeID,
 		&i.Message.DeletionID,
+		&i.Message.FirstClaimedAt,
 		&i.ContactPhone,
 		&i.ContactEmail,
 		&i.TenantName,
@@ -824,20 +863,37 @@ func (q *Queries) MessageMarkSent(ctx context.Context, arg MessageMarkSentParams
 	return err
 }
 
-const messageProviderIDTaken = `-- name: MessageProviderIDTaken :one
-SELECT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = $1 AND id <> $2)
+const messageProviderIDsTaken = `-- name: MessageProviderIDsTaken :many
+SELECT provider_message_id::text FROM messages
+WHERE provider_message_id = ANY($1::text[]) AND id <> $2
 `
 
-type MessageProviderIDTakenParams struct {
-	ProviderMessageID *string
-	ID                uuid.UUID
+type MessageProviderIDsTakenParams struct {
+	ProviderMessageIds []string
+	ID                 uuid.UUID
 }
 
-func (q *Queries) MessageProviderIDTaken(ctx context.Context, arg MessageProviderIDTakenParams) (bool, error) {
-	row := q.db.QueryRow(ctx, messageProviderIDTaken, arg.ProviderMessageID, arg.ID)
-	var exists bool
-	err := row.Scan(&exists)
-	return exists, err
+// MessageProviderIDsTaken says which of these provider IDs another
+// message already recorded, of any tenant (the sending number is shared):
+// run in system scope, by the unique index.
+func (q *Queries) MessageProviderIDsTaken(ctx context.Context, arg MessageProviderIDsTakenParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, messageProviderIDsTaken, arg.ProviderMessageIds, arg.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var provider_message_id string
+		if err := rows.Scan(&provider_message_id); err != nil {
+			return nil, err
+		}
+		items = append(items, provider_message_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const messageRestoreForDeletion = `-- name: MessageRestoreForDeletion :execrows

@@ -308,6 +308,7 @@ type Message struct {
 	BatchID           *uuid.UUID
 	NoticeID          *uuid.UUID
 	DeletionID        *uuid.UUID
+	FirstClaimedAt    *time.Time
 }
 
 type MessageBatch struct {

@@ -115,7 +115,10 @@ func (q *Queries) SuppressionEventRecord(ctx context.Context, arg SuppressionEve
 
 const suppressionGet = `-- name: SuppressionGet :one
 SELECT tenant_id, channel, address_hash, reason, source, created_at FROM suppressions
-WHERE tenant_id = $1 AND channel = $2 AND address_hash = $3
+WHERE tenant_id IN ($1, '00000000-0000-0000-0000-000000000000'::uuid) AND channel = $2
+  AND address_hash = $3
+ORDER BY tenant_id = $1 DESC
+LIMIT 1
 `
 
 type SuppressionGetParams struct {
@@ -124,6 +127,9 @@ type SuppressionGetParams struct {
 	AddressHash []byte
 }
 
+// SuppressionGet says why an address gets nothing from a tenant: the
+// tenant's own suppression, else an opt-out texted to the shared number
+// (db.SharedNumberTenant, the all-zero ID), which blocks every tenant.
 func (q *Queries) SuppressionGet(ctx context.Context, arg SuppressionGetParams) (Suppression, error) {
 	row := q.db.QueryRow(ctx, suppressionGet, arg.TenantID, arg.Channel, arg.AddressHash)
 	var i Suppression

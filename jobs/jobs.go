@@ -60,8 +60,9 @@ func (j Job) Task() *asynq.Task {
 // SMSSender sends text messages (Twilio, or the development outbox).
 type SMSSender interface {
 	SendSMS(ctx context.Context, m provider.SMS) (provider.Receipt, error)
-	// FindSMS looks for a text the provider accepted but we never recorded.
-	FindSMS(ctx context.Context, to, body string, since time.Time) (provider.Receipt, bool, error)
+	// ListSMS lists the texts the provider accepted from us to `to` since
+	// a time, newest first, to find one we never recorded.
+	ListSMS(ctx context.Context, to string, since time.Time) ([]provider.SentSMS, error)
 }
 
 // EmailSender sends email (Resend, or the development outbox).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/fakes"
+	"github.com/errandhq/errand/internal/provider"
 	"github.com/errandhq/errand/internal/testapp"
 	"github.com/errandhq/errand/internal/testenv"
 	"github.com/errandhq/errand/jobs"
@@ -49,6 +50,21 @@ func setup(t *testing.T) fixture {
 	err := app.Store.InTenant(context.Background(), tenant.ID, func(q *db.Queries) (err error) {
 		c, err = q.ContactUpsert(context.Background(), db.ContactUpsertParams{TenantID: tenant.ID,
 			ExternalID: "cust-1", Name: testName, Phone: &phone, Email: &email, Now: app.Clock.Now()})
+		return err
+	})
+	require.NoError(t, err)
+	return fixture{app: app, tenant: tenant, contact: c}
+}
+
+// setup2 is another tenant, with a contact at the same number, in app.
+func setup2(t *testing.T, app *testapp.App) fixture {
+	t.Helper()
+	tenant := app.NewTenant("Bolt Plumbing " + uuid.NewString()[:8])
+	var c db.ContactUpsertRow
+	phone := testPhone
+	err := app.Store.InTenant(context.Background(), tenant.ID, func(q *db.Queries) (err error) {
+		c, err = q.ContactUpsert(context.Background(), db.ContactUpsertParams{TenantID: tenant.ID,
+			ExternalID: "cust-1", Name: testName, Phone: &phone, Now: app.Clock.Now()})
 		return err
 	})
 	require.NoError(t, err)
@@ -194,6 +210,8 @@ func TestProviderOutcomesAreRecorded(t *testing.T) {
 		{"opted out at twilio", fakes.Fault{Code: 21610}, "suppressed", "", false},
 		{"server error", fakes.Fault{Status: 503}, "queued", "", true},
 		{"rate limited", fakes.Fault{Status: 429, RetryAfter: "7"}, "queued", "", true},
+		{"twilio refuses our credentials", fakes.Fault{Status: 401}, "failed", "rejected credentials", false},
+		{"twilio forbids", fakes.Fault{Status: 403}, "failed", "rejected credentials", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -215,15 +233,48 @@ func TestProviderOutcomesAreRecorded(t *testing.T) {
 			}
 		})
 	}
-	t.Run("retry-after is honoured", func(t *testing.T) {
-		f := setup(t)
-		m := f.create(t, "sms", "Hello", f.app.Clock.Now())
-		f.app.Twilio.FailNext(1, fakes.Fault{Status: 429, RetryAfter: "7"})
+	for _, c := range []struct {
+		name       string
+		retryAfter string
+		want       time.Duration
+	}{
+		{"retry-after is honoured", "7", 7 * time.Second},
+		{"retry-after is capped at the policy's maximum", "86400", jobs.DefaultRetry.Cap},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t)
+			f.app.Deps.Retry = jobs.DefaultRetry
+			m := f.create(t, "sms", "Hello", f.app.Clock.Now())
+			f.app.Twilio.FailNext(1, fakes.Fault{Status: 429, RetryAfter: c.retryAfter})
+			err := f.handler().ProcessTask(context.Background(), task(m))
+			require.Error(t, err)
+			require.Equal(t, c.want, jobs.DefaultRetry.RetryDelay(0, err, nil))
+			require.Equal(t, f.app.Clock.Now().Add(c.want), f.status(t, m).DueAt)
+		})
+	}
+}
+
+// Credentials the provider refuses fail every message the same way until
+// an operator fixes the configuration: each message fails at once with the
+// reason (no half hour of retries per message), and the worker logs it at
+// ERROR for the operator. Resend likewise.
+func TestRejectedCredentialsFailAtOnceAndLoudly(t *testing.T) {
+	f := setup(t)
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 401})
+	f.app.Resend.FailNext(1, fakes.Fault{Status: 403})
+	sms := f.create(t, "sms", "Hello", f.app.Clock.Now())
+	email := f.create(t, "email", "Hello", f.app.Clock.Now())
+	for _, m := range []db.Message{sms, email} {
 		err := f.handler().ProcessTask(context.Background(), task(m))
-		require.Error(t, err)
-		require.Equal(t, 7*time.Second, jobs.DefaultRetry.RetryDelay(0, err, nil))
-		require.Equal(t, f.app.Clock.Now().Add(7*time.Second), f.status(t, m).DueAt)
-	})
+		require.ErrorIs(t, err, asynq.SkipRetry, m.Channel)
+		got := f.status(t, m)
+		require.Equal(t, "failed", got.Status, m.Channel)
+		require.Contains(t, *got.Error, "provider rejected credentials", m.Channel)
+		require.EqualValues(t, 1, got.Attempts)
+	}
+	logs := f.app.Logs.String()
+	require.Contains(t, logs, `"level":"ERROR","msg":"provider rejected Errand's credentials`)
+	require.Contains(t, logs, `"channel":"email"`)
 }
 
 func TestNoDestinationIsSuppressed(t *testing.T) {
@@ -397,4 +448,166 @@ func TestMessageWithoutContactGoesToTheOwner(t *testing.T) {
 	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
 	require.Equal(t, "sent", f.status(t, m).Status)
 	require.Equal(t, []string{owner}, f.app.Resend.Emails()[0].To)
+}
+
+// A decision not to send (here: the number opted out meanwhile) taken
+// after an attempt whose outcome is unknown is recorded only once Twilio
+// says it has no such message: the customer has this one, so it is sent,
+// not suppressed.
+func TestDecisionNotToSendWaitsForTheProvidersWord(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	m := f.create(t, "sms", "Your visit is at 9", f.app.Clock.Now())
+	f.app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms",
+			AddressHash: f.app.Deps.Pseudonyms.Address("sms", testPhone), Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
+	}))
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.Equal(t, f.app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
+
+	// Not accepted: the decision stands, and nothing is sent.
+	n := f.create(t, "sms", "Your visit moved to 10", f.app.Clock.Now())
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 500})
+	_, err := testenv.Owner(t).Exec(ctx, "DELETE FROM suppressions WHERE tenant_id = $1", f.tenant.ID)
+	require.NoError(t, err)
+	require.Error(t, f.handler().ProcessTask(ctx, task(n)))
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms",
+			AddressHash: f.app.Deps.Pseudonyms.Address("sms", testPhone), Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
+	}))
+	require.NoError(t, f.handler().ProcessTask(ctx, task(n)))
+	require.Equal(t, "suppressed", f.status(t, n).Status)
+	require.Equal(t, 1, f.app.Twilio.Count())
+}
+
+// Twilio may store a text differently from how it was sent (Smart
+// Encoding turns curly quotes and long dashes into plain ones; a Messaging
+// Service adds an opt-out footer). An attempt whose answer was lost is
+// still found under the rewritten words, not sent again.
+func TestRewrittenBodyIsFoundNotResent(t *testing.T) {
+	f := setup(t)
+	f.app.Twilio.Rewrite(func(b string) string {
+		return strings.NewReplacer("\u2019", "'", "\u2014", "-").Replace(b) + "\nReply STOP to unsubscribe"
+	})
+	m := f.create(t, "sms", "Acme\u2019s tech Sam \u2014 on the way, there by 9:40", f.app.Clock.Now())
+	f.app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, f.handler().ProcessTask(context.Background(), task(m)))
+	f.app.Clock.Advance(time.Minute)
+	require.NoError(t, f.handler().ProcessTask(context.Background(), task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.Equal(t, 1, f.app.Twilio.Count(), "found at Twilio, not sent again")
+	require.Equal(t, f.app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
+}
+
+// The search for an earlier attempt starts when the message was first
+// claimed, not when it was created: the same words texted to the same
+// number in between (by hand, from another system) are not this
+// message's, and taking them for it would leave it unsent.
+func TestReconcileSearchesFromTheFirstClaim(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	const body = "We are closed Monday for the holiday"
+	m := f.create(t, "sms", body, f.app.Clock.Now().Add(time.Hour))
+	f.app.Clock.Advance(30 * time.Minute)
+	other, err := f.app.Deps.SMS.SendSMS(ctx, provider.SMS{To: testPhone, Body: body})
+	require.NoError(t, err)
+
+	f.app.Clock.Advance(30 * time.Minute)
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 500}) // refused: this attempt sent nothing
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	f.app.Clock.Advance(time.Minute)
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 503}) // and neither did this one
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	f.app.Clock.Advance(time.Minute)
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.Equal(t, 2, f.app.Twilio.Count(), "sent: the earlier text was not this message")
+	require.NotEqual(t, other.ProviderID, *got.ProviderMessageID)
+	require.EqualValues(t, 3, got.Attempts)
+}
+
+// A text recorded on another message, of any tenant (the sending number
+// is shared), is never taken for this one.
+func TestReconcileSkipsAnotherTenantsText(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	const body = "Your appointment is confirmed"
+	g := setup2(t, f.app)
+	theirs := g.create(t, "sms", body, f.app.Clock.Now())
+	require.NoError(t, g.handler().ProcessTask(ctx, task(theirs)))
+	require.Equal(t, "sent", g.status(t, theirs).Status)
+
+	m := f.create(t, "sms", body, f.app.Clock.Now())
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 500})
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	// The other tenant's text falls in this message's window.
+	_, err := testenv.Owner(t).Exec(ctx, "UPDATE messages SET first_claimed_at = first_claimed_at - interval '10 seconds' WHERE id = $1", m.ID)
+	require.NoError(t, err)
+	f.app.Clock.Advance(time.Minute)
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.Equal(t, 2, f.app.Twilio.Count())
+	require.NotEqual(t, *g.status(t, theirs).ProviderMessageID, *got.ProviderMessageID)
+}
+
+// flakyLookup is an SMS sender whose next lookups fail.
+type flakyLookup struct {
+	jobs.SMSSender
+	fails int
+}
+
+func (s *flakyLookup) ListSMS(ctx context.Context, to string, since time.Time) ([]provider.SentSMS, error) {
+	if s.fails > 0 {
+		s.fails--
+		return nil, &provider.Error{Kind: provider.Transient, Code: "timeout", Message: "twilio: request timed out"}
+	}
+	return s.SMSSender.ListSMS(ctx, to, since)
+}
+
+// Every attempt claims the message again; the search still starts at the
+// first claim, so an acceptance by the first attempt is found even after
+// a later attempt's lookup failed minutes on.
+func TestReconcileAfterAFailedLookupSearchesFromTheFirstClaim(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	m := f.create(t, "sms", "Reminder: visit tomorrow at 9", f.app.Clock.Now())
+	f.app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	f.app.Clock.Advance(5 * time.Minute)
+	h := f.handler()
+	h.SMS = &flakyLookup{SMSSender: h.SMS, fails: 1}
+	require.Error(t, h.ProcessTask(ctx, task(m)))
+	f.app.Clock.Advance(5 * time.Minute)
+	require.NoError(t, h.ProcessTask(ctx, task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.Equal(t, 1, f.app.Twilio.Count(), "found at Twilio, not sent again")
+	require.Equal(t, f.app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
+}
+
+// Resend cannot be asked whether an email went out without sending it
+// again, so a decision not to send taken after an attempt with an unknown
+// outcome is recorded with that said, and nothing is sent.
+func TestEmailDecisionAfterAnUnknownOutcomeSaysSo(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	m := f.create(t, "email", "Your visit is at 9", f.app.Clock.Now())
+	f.app.Resend.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "email",
+			AddressHash: f.app.Deps.Pseudonyms.Address("email", testEmail), Reason: "bounced", Source: "resend_webhook", Now: f.app.Clock.Now()})
+	}))
+	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
+	got := f.status(t, m)
+	require.Equal(t, "suppressed", got.Status)
+	require.Equal(t, "email address bounced; an earlier attempt's outcome at the provider is unknown", *got.Error)
+	require.Equal(t, 1, f.app.Resend.Count(), "not sent again")
 }

@@ -50,10 +50,14 @@ ORDER BY send_at, created_at;
 
 -- AppointmentCancelPending cancels an appointment's messages that have not
 -- been handed to a provider, those of the given slots or (with no slots)
--- all of them, with the reason on each row.
+-- all of them, with the reason on each row. A message an attempt has
+-- claimed may be at the provider already: it is left to its task, which
+-- asks the provider before it records sent or cancelled (the renderer
+-- sees the appointment's new state).
 -- name: AppointmentCancelPending :many
 UPDATE messages SET status = 'cancelled', error = @reason, updated_at = @now
 WHERE tenant_id = @tenant_id AND appointment_id = @appointment_id AND status IN ('scheduled', 'queued')
+  AND claimed_at IS NULL
   AND (cardinality(@slots::text[]) = 0 OR slot = ANY(@slots::text[]))
 RETURNING *;
 

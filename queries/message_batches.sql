@@ -15,14 +15,28 @@ INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, statu
 SELECT @tenant_id, c.id, 'bulk', @channel, sqlc.narg('subject'), @body, @status, @send_at, @send_at, @batch_id, @now, @now
 FROM unnest(@contact_ids::uuid[]) AS c(id);
 
+-- MessageBatchMessages is a page of a batch's messages in ID order after
+-- @after (uuid.Nil for the first page), with each contact's external ID
+-- (NULL once the contact is erased).
+-- name: MessageBatchMessages :many
+SELECT m.id, c.external_id AS contact_external_id, m.status, m.send_at, m.error
+FROM messages m
+LEFT JOIN contacts c ON c.id = m.contact_id
+WHERE m.tenant_id = @tenant_id AND m.batch_id = @batch_id AND m.id > @after
+ORDER BY m.id
+LIMIT @max_rows;
+
 -- name: MessageBatchCounts :many
 SELECT status, count(*)::int AS n FROM messages
 WHERE tenant_id = @tenant_id AND batch_id = @batch_id
 GROUP BY status ORDER BY status;
 
+-- MessageBatchCancel cancels a batch's messages no attempt has claimed;
+-- a claimed one may be at the provider already and finishes as it says
+-- (see MessageCancel).
 -- name: MessageBatchCancel :many
 UPDATE messages SET status = 'cancelled', error = 'the batch was cancelled', updated_at = @now
-WHERE tenant_id = @tenant_id AND batch_id = @batch_id AND status IN ('scheduled', 'queued')
+WHERE tenant_id = @tenant_id AND batch_id = @batch_id AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING tenant_id, id, kind, enqueued_at;
 
 -- MessageBulkAdmittedCount is how many of a tenant's bulk messages are in

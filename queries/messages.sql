@@ -37,21 +37,37 @@ LEFT JOIN locations l ON l.id = m.location_id
 WHERE m.tenant_id = @tenant_id AND m.id = @id
 FOR UPDATE OF m;
 
+-- MessageCancel cancels a message no attempt has claimed. A claimed one
+-- (claimed_at set, even back in line after a failure) may already be at
+-- the provider, and perhaps on the customer's phone: it is left to finish
+-- as the provider says, never labelled cancelled blindly.
 -- name: MessageCancel :one
 UPDATE messages SET status = 'cancelled', error = NULL, updated_at = @now
-WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued')
+WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING *;
 
 -- MessageClaim records an attempt before the provider is called: a worker
 -- that dies after this leaves a 'sending' row the next attempt reconciles.
--- A renderer's text, when it asks for it to be kept (Rendered.Record), is
--- recorded with the claim, for the message log.
+-- The first claim is kept (first_claimed_at) as where that search starts;
+-- a row claimed before the column existed keeps NULL (its search starts
+-- at its creation). A renderer's text, when it asks for it to be kept
+-- (Rendered.Record), is recorded with the claim, for the message log.
 -- name: MessageClaim :exec
 UPDATE messages
 SET status = 'sending', claimed_at = @now::timestamptz, attempts = attempts + 1, destination = @destination,
+    first_claimed_at = CASE WHEN claimed_at IS NULL THEN @now::timestamptz ELSE first_claimed_at END,
     subject = CASE WHEN @record_text::boolean THEN sqlc.narg('subject') ELSE subject END,
     body = CASE WHEN @record_text::boolean THEN @body::text ELSE body END,
     error = NULL, updated_at = @now
+WHERE tenant_id = @tenant_id AND id = @id;
+
+-- MessageClaimCheck claims a message that will not be sent (its
+-- appointment was cancelled, its recipient opted out, …) but that an
+-- earlier attempt may have handed to the provider: the attempt that holds
+-- it asks the provider first, and only then records sent or the decision.
+-- Nothing is sent, so attempts does not count it.
+-- name: MessageClaimCheck :exec
+UPDATE messages SET status = 'sending', claimed_at = @now::timestamptz, updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id;
 
 -- name: MessageMarkSent :exec
@@ -114,8 +130,12 @@ LIMIT @max_rows;
 UPDATE messages SET enqueued_at = NULL
 WHERE status IN ('scheduled', 'queued') AND enqueued_at IS NOT NULL;
 
--- name: MessageProviderIDTaken :one
-SELECT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = @provider_message_id AND id <> @id);
+-- MessageProviderIDsTaken says which of these provider IDs another
+-- message already recorded, of any tenant (the sending number is shared):
+-- run in system scope, by the unique index.
+-- name: MessageProviderIDsTaken :many
+SELECT provider_message_id::text FROM messages
+WHERE provider_message_id = ANY(@provider_message_ids::text[]) AND id <> @id;
 
 -- MessageHold hands a message back to the dispatcher until @due_at: it
 -- fell in its recipient's quiet hours, or a provider rate limit asked for
@@ -127,10 +147,14 @@ WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued', 
 
 -- MessageApplyDeliveryStatus applies a provider's delivery report. Reports
 -- arrive late, twice and out of order: a message only moves forward
--- (queued/sending → sent → delivered | undelivered | failed), so a late
+-- (queued/sending → sent → delivered | undelivered | failed, or suppressed
+-- when the carrier refused it because the recipient opted out), so a late
 -- 'sent' never overwrites 'delivered'. A report may also arrive before the
 -- worker recorded the provider's ID (the report names the message), and
--- then records it.
+-- then records it. A message a worker ended without the provider's word
+-- (cancelled, failed or suppressed after an attempt that may have reached
+-- the provider: claimed, no provider ID) gives way to the report, which is
+-- the provider's own account of it.
 -- name: MessageApplyDeliveryStatus :one
 UPDATE messages
 SET status = @status,
@@ -141,7 +165,8 @@ SET status = @status,
     updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id
   AND (provider_message_id IS NULL OR provider_message_id = @provider_message_id)
-  AND (status IN ('queued', 'sending') OR (status = 'sent' AND @status <> 'sent'))
+  AND (status IN ('queued', 'sending') OR (status = 'sent' AND @status <> 'sent')
+       OR (status IN ('cancelled', 'failed', 'suppressed') AND claimed_at IS NOT NULL AND provider_message_id IS NULL))
 RETURNING *;
 
 -- MessageFindByProvider finds the message a provider's webhook is about.

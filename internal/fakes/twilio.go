@@ -43,6 +43,8 @@ type Twilio struct {
 	messages []TwilioMessage
 	optedOut map[string]bool
 	onAccept func(TwilioMessage)
+	rewrite  func(string) string
+	now      func() time.Time
 }
 
 // NewTwilio starts a fake Twilio with fresh random credentials. Call Close
@@ -84,6 +86,38 @@ func (f *Twilio) OnAccept(hook func(TwilioMessage)) {
 	f.onAccept = hook
 }
 
+// Rewrite sets a function applied to the body of each message accepted
+// from now on before it is recorded, as Twilio's Smart Encoding or a
+// Messaging Service's opt-out footer rewrite what was sent (the listing
+// then shows the rewritten body); nil removes it.
+func (f *Twilio) Rewrite(fn func(string) string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rewrite = fn
+}
+
+// SetClock makes the fake date the messages it accepts by now (a test's
+// fake clock) instead of the real time; nil restores the real time.
+func (f *Twilio) SetClock(now func() time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = now
+}
+
+// stamp returns the creation time and stored body of a message accepted now.
+func (f *Twilio) stamp(body string) (time.Time, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	if f.now != nil {
+		now = f.now()
+	}
+	if f.rewrite != nil {
+		body = f.rewrite(body)
+	}
+	return now.UTC(), body
+}
+
 // OptOut makes sends to `to` fail with error 21610, as after the recipient
 // replied STOP.
 func (f *Twilio) OptOut(to string) {
@@ -110,8 +144,8 @@ func (f *Twilio) Count() int {
 // rejected and listing ones.
 func (f *Twilio) Requests() int { return int(f.requests.Load()) }
 
-// Reset forgets messages, opt-outs, pending faults, the OnAccept hook and
-// the request count.
+// Reset forgets messages, opt-outs, pending faults, the OnAccept hook, the
+// body rewrite and the request count.
 func (f *Twilio) Reset() {
 	f.faults.reset()
 	f.requests.Store(0)
@@ -120,6 +154,7 @@ func (f *Twilio) Reset() {
 	f.messages = nil
 	f.optedOut = make(map[string]bool)
 	f.onAccept = nil
+	f.rewrite = nil
 }
 
 // accept records m and runs the hook.

@@ -37,12 +37,12 @@ func (f *Twilio) createMessage(w http.ResponseWriter, r *http.Request) {
 		From:           r.PostForm.Get("From"),
 		Body:           r.PostForm.Get("Body"),
 		StatusCallback: r.PostForm.Get("StatusCallback"),
-		Created:        time.Now().UTC(),
 	}
 	if code := f.validate(msg); code != 0 {
 		writeTwilioError(w, http.StatusBadRequest, code, "", msg.To)
 		return
 	}
+	msg.Created, msg.Body = f.stamp(msg.Body)
 	f.accept(msg)
 	switch {
 	case faulted && fault.Hang:

@@ -498,3 +498,73 @@ func TestClaimAndCancelDoNotDeadlock(t *testing.T) {
 	require.Equal(t, 200, <-putDone)
 	require.Equal(t, "sending", s.message(t, reminder.ID).Status, "claimed first: the PUT leaves it to its worker")
 }
+
+// Cancelling an appointment cancels its unclaimed messages at once and
+// leaves one an attempt has claimed to its task: the task asks Twilio
+// first and records the text as sent if Twilio had accepted it (the
+// customer has it), cancelled only if not. Either way nothing is sent
+// again, and a delivery report still lands.
+func TestCancelledAppointmentReconcilesAClaimedMessage(t *testing.T) {
+	for _, accepted := range []bool{true, false} {
+		t.Run("accepted="+strconv.FormatBool(accepted), func(t *testing.T) {
+			app := testapp.New(t)
+			s := newShop(t, app, "Acme Repair")
+			s.putLocation(t, "loc-1", map[string]any{"notifications": map[string]any{
+				"confirmation": map[string]any{"email": false}, "reminder": map[string]any{"email": false}}})
+			require.Equal(t, 201, s.putAppointment(t, "appt-1", app.Clock.Now().Add(72*time.Hour), "scheduled").Status)
+			conf := find(s.messages(t, "appt-1"), "confirmation", "sms")[0]
+			fault := fakes.Fault{Status: 500}
+			if accepted {
+				fault.AcceptThenFail = true
+			}
+			app.Twilio.FailNext(1, fault)
+			require.Error(t, runSend(t, app, s.tenant.ID, conf.ID, "confirmation"))
+			require.Equal(t, "queued", s.message(t, conf.ID).Status)
+
+			require.Equal(t, 200, s.putAppointment(t, "appt-1", app.Clock.Now().Add(72*time.Hour), "cancelled").Status)
+			ms := s.messages(t, "appt-1")
+			require.Equal(t, "queued", find(ms, "confirmation", "sms")[0].Status, "claimed: left to its task")
+			require.Equal(t, "cancelled", find(ms, "reminder", "sms")[0].Status, "never claimed: cancelled at once")
+
+			app.Clock.Advance(time.Minute)
+			require.NoError(t, runSend(t, app, s.tenant.ID, conf.ID, "confirmation"))
+			got := s.message(t, conf.ID)
+			if !accepted {
+				require.Equal(t, "cancelled", got.Status)
+				require.Equal(t, "the appointment is cancelled", *got.Error)
+				require.Zero(t, app.Twilio.Count(), "not sent for a cancelled appointment")
+				return
+			}
+			require.Equal(t, "sent", got.Status, "the customer has it: it is not labelled cancelled")
+			require.Equal(t, 1, app.Twilio.Count(), "found at Twilio, not sent again")
+			require.Equal(t, app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
+			status, err := app.Twilio.Report(*got.ProviderMessageID, "delivered", 0)
+			require.NoError(t, err)
+			require.Equal(t, 204, status)
+			require.Equal(t, "delivered", s.message(t, conf.ID).Status)
+		})
+	}
+}
+
+// A text states the appointment's time on the recipient's clock: the
+// contact's zone when it has one, not the location's.
+func TestTextShowsTheContactsLocalTime(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Acme Repair")
+	contactZone := notify.ZoneWhereItIs(app.Clock.Now(), 15) // three hours ahead of the location, and awake
+	require.NotEqual(t, s.zone, contactZone)
+	s.putContact(t, "cust-1", map[string]any{"name": "Pat Doe", "phone": custPhone, "timezone": contactZone})
+	s.putLocation(t, "loc-1", map[string]any{"notifications": map[string]any{"confirmation": map[string]any{"email": false},
+		"reminder": map[string]any{"sms": false, "email": false}}})
+	app.StartWorker(2)
+	startsAt := app.Clock.Now().Add(48 * time.Hour).Truncate(time.Minute)
+	require.Equal(t, 201, s.putAppointment(t, "appt-1", startsAt, "scheduled").Status)
+	s.waitStatus(t, ids(find(s.messages(t, "appt-1"), "confirmation", "sms")), "sent")
+	body := app.Twilio.Messages()[0].Body
+	contactTime := startsAt.In(notify.Zone(contactZone)).Format("3:04 PM MST")
+	locationTime := startsAt.In(notify.Zone(s.zone)).Format("3:04 PM MST")
+	require.NotEqual(t, contactTime, locationTime)
+	require.Contains(t, body, contactTime)
+	require.NotContains(t, body, locationTime)
+	require.Contains(t, body, startsAt.In(notify.Zone(contactZone)).Format("Mon, Jan 2"))
+}

@@ -154,6 +154,77 @@ func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// Pages of a batch's messages.
+const (
+	batchPageDefault = 100
+	batchPageMax     = 1000
+)
+
+type batchMessageJSON struct {
+	ID        string    `json:"id"`
+	ContactID *string   `json:"contact_id"`
+	Status    string    `json:"status"`
+	SendAt    time.Time `json:"send_at"`
+	Error     *string   `json:"error"`
+}
+
+// handleBatchMessages lists a batch's messages, each with its contact,
+// status, send time and reason, in ID order: ?limit= a page (default 100,
+// at most 1000), ?after= the next_after of the page before.
+func (s *Server) handleBatchMessages(w http.ResponseWriter, r *http.Request) error {
+	p := tenantOf(r.Context())
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return errNoBatch
+	}
+	params := db.MessageBatchMessagesParams{TenantID: p.TenantID, BatchID: &id, MaxRows: batchPageDefault}
+	problems := map[string]string{}
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > batchPageMax {
+			problems["limit"] = "a number from 1 to " + strconv.Itoa(batchPageMax)
+		}
+		params.MaxRows = int32(n)
+	}
+	if v := q.Get("after"); v != "" {
+		if params.After, err = uuid.Parse(v); err != nil {
+			problems["after"] = "the next_after of the previous page"
+		}
+	}
+	if len(problems) > 0 {
+		return fault.Fields(problems)
+	}
+	limit := params.MaxRows
+	params.MaxRows++ // one more says whether there is a next page
+	var rows []db.MessageBatchMessagesRow
+	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
+		if _, err := q.MessageBatchGet(r.Context(), db.MessageBatchGetParams{TenantID: p.TenantID, ID: id}); err != nil {
+			if db.IsNotFound(err) {
+				return errNoBatch
+			}
+			return err
+		}
+		rows, err = q.MessageBatchMessages(r.Context(), params)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var next *string
+	if len(rows) > int(limit) {
+		rows = rows[:limit]
+		last := rows[len(rows)-1].ID.String()
+		next = &last
+	}
+	out := make([]batchMessageJSON, len(rows))
+	for i, m := range rows {
+		out[i] = batchMessageJSON{ID: m.ID.String(), ContactID: m.ContactExternalID, Status: m.Status, SendAt: m.SendAt, Error: m.Error}
+	}
+	encode(w, http.StatusOK, map[string]any{"messages": out, "next_after": next})
+	return nil
+}
+
 // handleBatchCancel cancels every message of a batch not yet handed to
 // the provider; those already sent stay sent.
 func (s *Server) handleBatchCancel(w http.ResponseWriter, r *http.Request) error {

@@ -171,7 +171,9 @@ func (s *Server) handleMessageGet(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// handleMessageCancel cancels a message not yet handed to a provider.
+// handleMessageCancel cancels a message not yet handed to a provider. One
+// an attempt has claimed may be at the provider already: 409, never a
+// cancelled label on a text the customer may have (MessageCancel).
 func (s *Server) handleMessageCancel(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	m, ext, err := s.messageByID(r, p)
@@ -184,8 +186,14 @@ func (s *Server) handleMessageCancel(w http.ResponseWriter, r *http.Request) err
 		return err
 	})
 	if db.IsNotFound(err) {
-		return &fault.Error{Code: fault.Conflict, Subcode: "message_not_cancellable",
-			Message: "the message is " + m.Status + " and can no longer be cancelled"}
+		msg := "the message is " + m.Status + " and can no longer be cancelled"
+		if m.ClaimedAt != nil && (m.Status == "scheduled" || m.Status == "queued") {
+			// Waiting for a retry after an attempt whose outcome is unknown
+			// (the provider may have accepted it): its task asks the
+			// provider and records what happened.
+			msg = "an earlier attempt may already have reached the provider, so the message can no longer be cancelled; its status will say whether it was sent"
+		}
+		return &fault.Error{Code: fault.Conflict, Subcode: "message_not_cancellable", Message: msg}
 	}
 	if err != nil {
 		return err

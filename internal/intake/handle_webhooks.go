@@ -18,6 +18,7 @@ import (
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/fault"
 	"github.com/errandhq/errand/internal/seclog"
+	"github.com/errandhq/errand/jobs"
 )
 
 // Webhooks. Providers call these without an API key; each request is
@@ -116,7 +117,10 @@ func inboundAction(body, optOutType string) (action, keyword string) {
 // to our number. The tenant is the one named in the webhook URL
 // (?tenant_id=, for a number of its own), else every tenant that has the
 // sender among its contacts: a shared number is one number pair at
-// Twilio, which blocks it for all of them alike.
+// Twilio, which blocks it for all of them alike. A keyword texted to the
+// shared number is also kept for the number itself (db.SharedNumberTenant),
+// known to a tenant or not: a tenant that adds the sender later (an import,
+// a PUT, a contact erased and added again) finds it before texting.
 func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request) error {
 	form, err := s.twilioForm(r, "twilio_inbound")
 	if err != nil {
@@ -129,6 +133,7 @@ func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request) err
 		return nil
 	}
 	var tenants []uuid.UUID
+	shared := false
 	if t := r.URL.Query().Get("tenant_id"); t != "" {
 		id, err := uuid.Parse(t)
 		if err != nil {
@@ -141,6 +146,7 @@ func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request) err
 		}
 		tenants = []uuid.UUID{id}
 	} else {
+		shared = true
 		err = s.Store.AsSystem(r.Context(), func(q *db.Queries) (err error) {
 			tenants, err = q.ContactTenantsByPhone(r.Context(), &from)
 			return err
@@ -151,31 +157,36 @@ func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request) err
 	}
 	hash := s.Pseudonyms.Address("sms", from)
 	now := s.Clock.Now()
-	for _, tenant := range tenants {
-		err := s.Store.InTenant(r.Context(), tenant, func(q *db.Queries) error {
-			if first, err := recordReceipt(r, q, "twilio_inbound", sid+":"+tenant.String(), now); err != nil || !first {
+	record := func(q *db.Queries, tenant uuid.UUID) error {
+		if first, err := recordReceipt(r, q, "twilio_inbound", sid+":"+tenant.String(), now); err != nil || !first {
+			return err
+		}
+		switch action {
+		case "opt_out":
+			if err := q.SuppressionAdd(r.Context(), db.SuppressionAddParams{TenantID: tenant, Channel: "sms",
+				AddressHash: hash, Reason: "opted_out", Source: "twilio_inbound", Now: now}); err != nil {
 				return err
 			}
-			switch action {
-			case "opt_out":
-				if err := q.SuppressionAdd(r.Context(), db.SuppressionAddParams{TenantID: tenant, Channel: "sms",
-					AddressHash: hash, Reason: "opted_out", Source: "twilio_inbound", Now: now}); err != nil {
-					return err
-				}
-			case "opt_in":
-				if _, err := q.SuppressionRemove(r.Context(), db.SuppressionRemoveParams{TenantID: tenant, Channel: "sms",
-					AddressHash: hash}); err != nil {
-					return err
-				}
+		case "opt_in":
+			if _, err := q.SuppressionRemove(r.Context(), db.SuppressionRemoveParams{TenantID: tenant, Channel: "sms",
+				AddressHash: hash}); err != nil {
+				return err
 			}
-			return q.SuppressionEventRecord(r.Context(), db.SuppressionEventRecordParams{TenantID: tenant, Channel: "sms",
-				AddressHash: hash, Action: action, Keyword: keyword, Source: "twilio_inbound", Reference: sid, OccurredAt: now})
-		})
-		if err != nil {
+		}
+		return q.SuppressionEventRecord(r.Context(), db.SuppressionEventRecordParams{TenantID: tenant, Channel: "sms",
+			AddressHash: hash, Action: action, Keyword: keyword, Source: "twilio_inbound", Reference: sid, OccurredAt: now})
+	}
+	if shared {
+		if err := s.Store.AsSystem(r.Context(), func(q *db.Queries) error { return record(q, db.SharedNumberTenant) }); err != nil {
 			return err
 		}
 	}
-	s.logger.InfoContext(r.Context(), "inbound keyword recorded", "action", action, "tenants", len(tenants))
+	for _, tenant := range tenants {
+		if err := s.Store.InTenant(r.Context(), tenant, func(q *db.Queries) error { return record(q, tenant) }); err != nil {
+			return err
+		}
+	}
+	s.logger.InfoContext(r.Context(), "inbound keyword recorded", "action", action, "tenants", len(tenants), "shared_number", shared)
 	writeTwiML(w)
 	return nil
 }
@@ -226,6 +237,11 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) erro
 		text := "the carrier did not deliver it"
 		if code != "" {
 			text += " (twilio error " + code + ")"
+		}
+		if code == "21610" {
+			// Not delivered because the recipient opted out: suppressed,
+			// as when Twilio refuses the send for the same reason.
+			status, text = "suppressed", jobs.SuppressionReason("carrier_opt_out")
 		}
 		reason = &text
 	}

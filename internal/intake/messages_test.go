@@ -292,3 +292,29 @@ func TestMessageCreateToAnotherTenantsContactIs404(t *testing.T) {
 	require.Equal(t, 202, resp.Status)
 	require.Equal(t, 1, count(t, "SELECT count(*) FROM messages WHERE tenant_id = $1 AND status = 'queued' AND enqueued_at IS NOT NULL", a.ID))
 }
+
+// A message an attempt has claimed may be at Twilio already (here a 500
+// came back after Twilio accepted it), perhaps on the customer's phone:
+// DELETE refuses to label it cancelled, and Twilio's delivery report
+// still lands on it.
+func TestClaimedMessageIsNotCancelled(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Acme Repair")
+	r := s.do(t, "POST", "/v1/messages", map[string]any{"contact_id": "cust-1", "channel": "sms", "body": "See you at 9"})
+	require.Equal(t, 202, r.Status, string(r.Body))
+	id := r.JSON()["id"].(string)
+	app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, runSend(t, app, s.tenant.ID, id, "manual"))
+	m := s.message(t, id)
+	require.Equal(t, "queued", m.Status, "back in line for a retry")
+	require.NotNil(t, m.ClaimedAt)
+
+	e := requireError(t, s.do(t, "DELETE", "/v1/messages/"+id, nil), 409, "message_not_cancellable")
+	require.Contains(t, e.Error.Message, "may already have reached the provider")
+	require.Equal(t, "queued", s.message(t, id).Status)
+
+	status, err := app.Twilio.Report(app.Twilio.Messages()[0].SID, "delivered", 0)
+	require.NoError(t, err)
+	require.Equal(t, 204, status)
+	require.Equal(t, "delivered", s.message(t, id).Status)
+}

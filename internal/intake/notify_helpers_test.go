@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/testapp"
+	"github.com/errandhq/errand/jobs"
 )
 
 // shop is a tenant with a location and a customer, as most notification
@@ -152,4 +154,11 @@ func suppressionEvents(t *testing.T, app *testapp.App, tenant uuid.UUID, channel
 		return err
 	}))
 	return out
+}
+
+// runSend runs one message's send task once, as a worker would.
+func runSend(t *testing.T, app *testapp.App, tenant uuid.UUID, id, kind string) error {
+	t.Helper()
+	j := jobs.NewMessageSendJob(tenant, app.MustUUID(id), kind)
+	return jobs.NewMessageSend(app.Deps).ProcessTask(context.Background(), asynq.NewTask(j.Type, j.Payload))
 }

@@ -45,6 +45,7 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/appointments/{external_id}/on-the-way", s.tenant(s.idempotent(s.handleAppointmentOnTheWay)))
 	m.Handle("GET /v1/message-batches/{id}", s.tenant(s.handleBatchGet))
 	m.Handle("DELETE /v1/message-batches/{id}", s.tenant(s.handleBatchCancel))
+	m.Handle("GET /v1/message-batches/{id}/messages", s.tenant(s.handleBatchMessages))
 	m.Handle("POST /webhooks/twilio/inbound", s.serve(s.handleTwilioInbound))
 	m.Handle("POST /webhooks/twilio/status", s.serve(s.handleTwilioStatus))
 	m.Handle("POST /webhooks/resend", s.serve(s.handleResend))

@@ -208,7 +208,9 @@ func TestDeliveryStatusCallbacks(t *testing.T) {
 	require.Equal(t, "delivered", s.message(t, early.ID.String()).Status)
 }
 
-// A carrier's 21610 in a delivery report opts the number out too.
+// A carrier's 21610 in a delivery report opts the number out too, and
+// ends the message suppressed (the recipient had opted out), as a 21610
+// at send time does.
 func TestFailedReportWith21610Suppresses(t *testing.T) {
 	app := testapp.New(t)
 	s := newShop(t, app, "Acme Repair")
@@ -217,7 +219,9 @@ func TestFailedReportWith21610Suppresses(t *testing.T) {
 	status, err := app.Twilio.Report(*m.ProviderMessageID, "failed", 21610)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNoContent, status)
-	require.Equal(t, "failed", s.message(t, m.ID.String()).Status)
+	got := s.message(t, m.ID.String())
+	require.Equal(t, "suppressed", got.Status, "not delivered because the recipient opted out: suppressed, as at send time")
+	require.Equal(t, "recipient opted out (the carrier refused: unsubscribed)", *got.Error)
 	events := suppressionEvents(t, app, s.tenant.ID, "sms", custPhone)
 	require.Len(t, events, 1)
 	require.Equal(t, "twilio_21610", events[0].Source)
@@ -285,4 +289,73 @@ func TestResendWebhooks(t *testing.T) {
 	require.Len(t, oe, 1)
 	require.Equal(t, "complained", oe[0].Keyword)
 	require.Len(t, suppressionEvents(t, app, s.tenant.ID, "email", custEmail), 1, "unchanged")
+}
+
+// A message a worker ended without the provider's word (cancelled,
+// failed or suppressed after an attempt that may have reached Twilio)
+// gives way to Twilio's report: it is Twilio's own account of the text.
+func TestReportLandsOnAMessageEndedAfterAnUnconfirmedAttempt(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Acme Repair")
+	r := s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_id": "cust-1", "channel": "sms", "body": "See you at 9"})
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	id := r.JSON()["id"].(string)
+	app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+	require.Error(t, runSend(t, app, s.tenant.ID, id, "manual"))
+	_, err := testenv.Owner(t).Exec(context.Background(), "UPDATE messages SET status = 'failed' WHERE id = $1", app.MustUUID(id))
+	require.NoError(t, err)
+	status, err := app.Twilio.Report(app.Twilio.Messages()[0].SID, "delivered", 0)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNoContent, status)
+	got := s.message(t, id)
+	require.Equal(t, "delivered", got.Status)
+	require.Equal(t, app.Twilio.Messages()[0].SID, *got.ProviderMessageID)
+
+	// A message finished by a report is not reopened by a later one.
+	status, err = app.Twilio.Report(app.Twilio.Messages()[0].SID, "sent", 0)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNoContent, status)
+	require.Equal(t, "delivered", s.message(t, id).Status)
+}
+
+// A STOP texted to the shared number from a number no tenant knows (an
+// erased contact, one not imported yet) is kept all the same, under its
+// pseudonym, for the shared number: a tenant that adds the number later
+// does not text it. START lifts it; a replay is recorded once.
+func TestInboundStopFromAnUnknownNumberIsKept(t *testing.T) {
+	app := testapp.New(t)
+	s := newShop(t, app, "Acme Repair")
+	app.StartWorker(2)
+	const stranger = "+13125550177"
+	inbound := func(body, sid string) {
+		t.Helper()
+		form := url.Values{"MessageSid": {sid}, "From": {stranger}, "To": {ourNumber}, "Body": {body}}
+		status, err := fakes.PostTwilioForm(app.URL+"/webhooks/twilio/inbound", app.Twilio.AuthToken, form)
+		require.NoError(t, err)
+		require.Equal(t, 200, status)
+	}
+	inbound("Stop", "SM-stop-1")
+	inbound("Stop", "SM-stop-1") // redelivered
+	events := suppressionEvents(t, app, db.SharedNumberTenant, "sms", stranger)
+	require.Len(t, events, 1, "kept once, for the shared number")
+	require.Equal(t, "opt_out", events[0].Action)
+	require.Equal(t, "STOP", events[0].Keyword)
+	require.Equal(t, "twilio_inbound", events[0].Source)
+	require.Equal(t, "SM-stop-1", events[0].Reference)
+	require.Zero(t, count(t, "SELECT count(*) FROM suppression_events WHERE address_hash = $1 AND tenant_id <> $2",
+		app.Deps.Pseudonyms.Address("sms", stranger), db.SharedNumberTenant), "no tenant knew the number")
+	require.NotContains(t, app.Logs.String(), stranger)
+
+	// The number is added later (a PUT here; an import writes the same row).
+	s.putContact(t, "cust-1", map[string]any{"name": "Pat Doe", "phone": stranger, "email": custEmail})
+	m := s.sendText(t, "Spring special: 10% off")
+	require.Equal(t, "suppressed", m.Status)
+	require.Equal(t, "recipient opted out", *m.Error)
+	require.Zero(t, app.Twilio.Count())
+
+	inbound("START", "SM-start-1")
+	require.Equal(t, "sent", s.sendText(t, "Spring special: 10% off").Status)
+	events = suppressionEvents(t, app, db.SharedNumberTenant, "sms", stranger)
+	require.Len(t, events, 2)
+	require.Equal(t, "opt_in", events[1].Action)
 }

@@ -9,7 +9,7 @@ import (
 
 // classifyTransport classifies failures without a provider response. All are
 // Transient: the request may not have arrived, or may have been accepted
-// with the answer lost (jobs recover the latter with FindSMS or an
+// with the answer lost (jobs recover the latter with ListSMS or an
 // idempotency key).
 func classifyTransport(err error, provider string) *Error {
 	e := &Error{Kind: Transient, Err: err}

@@ -42,7 +42,7 @@ func classifyResend(err error, ex *exchange) *Error {
 	}
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		e.Kind, e.Message = Transient, "resend: provider rejected credentials"
+		e.Kind, e.Message = Credentials, "resend: provider rejected credentials"
 	case status == http.StatusTooManyRequests:
 		e.Kind, e.Message = Transient, "resend: rate limited"
 		if retryAfter == "" {

@@ -54,7 +54,7 @@ func classifyTwilio(err error, ex *exchange) *Error {
 	case n == 21610:
 		e.Kind, e.Message = OptedOut, "twilio: recipient has opted out of sms"
 	case n == 20003 || n == 21222 || n == 21224 || status == http.StatusUnauthorized || status == http.StatusForbidden:
-		e.Kind, e.Message = Transient, "twilio: provider rejected credentials"
+		e.Kind, e.Message = Credentials, "twilio: provider rejected credentials"
 	case status == http.StatusTooManyRequests || n == 20429:
 		e.Kind, e.Message = Transient, "twilio: rate limited"
 	case status >= 500:

@@ -23,6 +23,13 @@ const (
 	// OptedOut means the recipient unsubscribed (Twilio 21610): give up and
 	// do not message them again on this channel.
 	OptedOut
+	// Credentials means the provider refused our credentials (401, 403,
+	// Twilio 20003): a fault of the configuration, not of the message, and
+	// every call fails the same way until an operator fixes it. It is
+	// permanent for the message (retrying each message for half an hour
+	// against a wrong key helps nobody and hammers the provider), and the
+	// job says so loudly.
+	Credentials
 )
 
 // String returns the kind's name as used in logs and metrics.
@@ -34,6 +41,8 @@ func (k Kind) String() string {
 		return "permanent"
 	case OptedOut:
 		return "opted_out"
+	case Credentials:
+		return "credentials"
 	default:
 		return fmt.Sprintf("kind(%d)", int(k))
 	}
@@ -91,7 +100,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // (network failures, timeouts, context cancellation, unknown errors) is
 // Transient, because retrying is always safer than losing a message.
 //
-// SendSMS, FindSMS and SendEmail already return classified errors, using the
+// SendSMS, ListSMS and SendEmail already return classified errors, using the
 // HTTP status and headers their transport recorded. Classify on a raw SDK
 // error sees only what that error carries: Resend's SDK keeps the status of
 // a 429 only, so its other errors classify as Transient "unknown".

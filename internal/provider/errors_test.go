@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 		{"twilio opted out", &twclient.TwilioRestError{Code: 21610, Status: 400}, provider.OptedOut, "21610", 0, 400},
 		{"twilio invalid number", &twclient.TwilioRestError{Code: 21211, Status: 400}, provider.Permanent, "21211", 0, 400},
 		{"twilio unknown 4xx", &twclient.TwilioRestError{Code: 21999, Status: 400}, provider.Permanent, "21999", 0, 400},
-		{"twilio auth", &twclient.TwilioRestError{Code: 20003, Status: 401}, provider.Transient, "20003", 0, 401},
+		{"twilio auth", &twclient.TwilioRestError{Code: 20003, Status: 401}, provider.Credentials, "20003", 0, 401},
 		{"twilio 503", &twclient.TwilioRestError{Code: 20503, Status: 503}, provider.Transient, "20503", 0, 503},
 		{"twilio v1 error", &twclient.RestErrorV1{Code: 21211, HttpStatusCode: 400}, provider.Permanent, "21211", 0, 400},
 		{"resend rate limit", &resend.RateLimitError{RetryAfter: "7"}, provider.Transient, "http_429", 7 * time.Second, 429},
@@ -83,5 +83,6 @@ func TestKindString(t *testing.T) {
 	require.Equal(t, "transient", provider.Transient.String())
 	require.Equal(t, "permanent", provider.Permanent.String())
 	require.Equal(t, "opted_out", provider.OptedOut.String())
+	require.Equal(t, "credentials", provider.Credentials.String())
 	require.Equal(t, "kind(9)", provider.Kind(9).String())
 }

@@ -1,5 +1,7 @@
 package provider
 
+import "time"
+
 // Receipt is what a provider returns on acceptance.
 type Receipt struct {
 	// ProviderID is the provider's identifier for the accepted message:
@@ -22,4 +24,14 @@ type Email struct {
 	// IdempotencyKey, when set, makes the provider return the first receipt
 	// again instead of sending a second email.
 	IdempotencyKey string
+}
+
+// SentSMS is a text the provider accepted from us, as it lists it.
+type SentSMS struct {
+	ProviderID string
+	// Body is the text as the provider stored it, which may differ from
+	// what we sent (MatchSMS).
+	Body string
+	// Created is when the provider accepted it; zero if it did not say.
+	Created time.Time
 }

@@ -12,7 +12,7 @@ import (
 
 // Outbox stands in for Twilio and Resend when no credentials are configured:
 // it logs that a message would have been sent and returns a receipt. It
-// mirrors the providers' recovery behaviour (idempotency keys, FindSMS) in
+// mirrors the providers' recovery behaviour (idempotency keys, ListSMS) in
 // memory so the same code paths work in development. It never logs a
 // destination, subject or body. It is safe for concurrent use.
 type Outbox struct {
@@ -20,7 +20,7 @@ type Outbox struct {
 
 	mu   sync.Mutex
 	keys map[string]outboxKeyed  // email idempotency key → first send
-	sms  map[smsKey][]outboxSent // (to, body) → sends
+	sms  map[string][]outboxSent // to → sends, oldest first
 }
 
 type outboxKeyed struct {
@@ -28,10 +28,9 @@ type outboxKeyed struct {
 	receipt     Receipt
 }
 
-type smsKey struct{ to, body string }
-
 type outboxSent struct {
 	at      time.Time
+	body    string
 	receipt Receipt
 }
 
@@ -43,7 +42,7 @@ func NewOutbox(logger *slog.Logger) *Outbox {
 	return &Outbox{
 		logger: logger,
 		keys:   make(map[string]outboxKeyed),
-		sms:    make(map[smsKey][]outboxSent),
+		sms:    make(map[string][]outboxSent),
 	}
 }
 
@@ -54,28 +53,28 @@ func (o *Outbox) SendSMS(ctx context.Context, m SMS) (Receipt, error) {
 	}
 	r := Receipt{ProviderID: outboxID()}
 	o.mu.Lock()
-	k := smsKey{to: m.To, body: m.Body}
-	o.sms[k] = append(o.sms[k], outboxSent{at: time.Now(), receipt: r})
+	o.sms[m.To] = append(o.sms[m.To], outboxSent{at: time.Now(), body: m.Body, receipt: r})
 	o.mu.Unlock()
 	o.log(ctx, "sms", r, len(m.Body))
 	return r, nil
 }
 
-// FindSMS reports a message SendSMS recorded to `to` with exactly this body
-// at or after since.
-func (o *Outbox) FindSMS(ctx context.Context, to, body string, since time.Time) (Receipt, bool, error) {
+// ListSMS lists what SendSMS recorded to `to` at or after since, newest
+// first, as Twilio's ListSMS does.
+func (o *Outbox) ListSMS(ctx context.Context, to string, since time.Time) ([]SentSMS, error) {
 	if err := ctx.Err(); err != nil {
-		return Receipt{}, false, classifyTransport(err, "outbox")
+		return nil, classifyTransport(err, "outbox")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	sent := o.sms[smsKey{to: to, body: body}]
+	var out []SentSMS
+	sent := o.sms[to]
 	for i := len(sent) - 1; i >= 0; i-- {
 		if !sent[i].at.Before(since) {
-			return sent[i].receipt, true, nil
+			out = append(out, SentSMS{ProviderID: sent[i].receipt.ProviderID, Body: sent[i].body, Created: sent[i].at})
 		}
 	}
-	return Receipt{}, false, nil
+	return out, nil
 }
 
 // SendEmail logs that m would have been sent. Like Resend, a repeated

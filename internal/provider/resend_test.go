@@ -153,7 +153,8 @@ func TestResendSendEmailClassifiesFaults(t *testing.T) {
 		{"rate limited, reset header only", fakes.Fault{Status: 429}, provider.Transient, "rate_limit_exceeded", 429, time.Second, "rate limited"},
 		{"in progress", fakes.Fault{Status: 409}, provider.Transient, "concurrent_idempotent_requests", 409, 0, "in progress"},
 		{"key reused", fakes.Fault{Status: 409, Name: "invalid_idempotent_request"}, provider.Permanent, "invalid_idempotent_request", 409, 0, "reused"},
-		{"forbidden", fakes.Fault{Status: 403}, provider.Transient, "invalid_api_key", 403, 0, "provider rejected credentials"},
+		{"forbidden", fakes.Fault{Status: 403}, provider.Credentials, "invalid_api_key", 403, 0, "provider rejected credentials"},
+		{"unauthorized", fakes.Fault{Status: 401}, provider.Credentials, "missing_api_key", 401, 0, "provider rejected credentials"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,7 +187,8 @@ func TestResendInvalidAddressIsPermanentAndNotQuoted(t *testing.T) {
 	require.Contains(t, perr.Unwrap().Error(), bad)
 }
 
-func TestResendRejectedCredentialsAreTransient(t *testing.T) {
+// Rejected credentials are final for the message, like Twilio's.
+func TestResendRejectedCredentialsAreFinal(t *testing.T) {
 	cases := []struct {
 		name   string
 		key    string
@@ -204,7 +206,7 @@ func TestResendRejectedCredentialsAreTransient(t *testing.T) {
 
 			_, err := rs.SendEmail(t.Context(), testMail(""))
 
-			perr := requireProviderError(t, err, provider.Transient, testEmail, testSubject, testText)
+			perr := requireProviderError(t, err, provider.Credentials, testEmail, testSubject, testText)
 			require.Contains(t, perr.Message, "provider rejected credentials")
 			require.Equal(t, tc.status, perr.Status)
 			require.Zero(t, f.Count())

@@ -13,7 +13,7 @@ import (
 // defaultTimeout bounds one provider call when the config does not.
 const defaultTimeout = 10 * time.Second
 
-// findSMSLimit is how many recent messages FindSMS inspects.
+// findSMSLimit is how many recent messages ListSMS inspects.
 const findSMSLimit = 50
 
 // TwilioConfig configures NewTwilio.
@@ -91,17 +91,18 @@ func (t *Twilio) SendSMS(ctx context.Context, m SMS) (Receipt, error) {
 	return Receipt{ProviderID: *msg.Sid}, nil
 }
 
-// FindSMS looks for a message Twilio already accepted to `to` with exactly
-// this body, created at or after since. It is used after a worker died
-// between Twilio accepting a message and Errand recording it. It inspects the
-// 50 most recent messages from our number to `to` and checks the creation
-// time itself, to the second, which is Twilio's resolution. It does not
-// filter on DateSent: a message Twilio accepted but has not sent yet has no
-// date_sent, and must still be found. Errors are *Error.
-func (t *Twilio) FindSMS(ctx context.Context, to, body string, since time.Time) (Receipt, bool, error) {
+// ListSMS lists the texts Twilio accepted from our number to `to` that it
+// created at or after since, newest first: at most the 50 most recent,
+// with their bodies as Twilio stored them. It is used after an attempt
+// whose outcome is unknown (a worker died mid-call, an answer was lost),
+// to find the text before sending it again (see MatchSMS). It checks the
+// creation time itself, to the second, which is Twilio's resolution, and
+// does not filter on DateSent: a message Twilio accepted but has not sent
+// yet has no date_sent, and must still be found. Errors are *Error.
+func (t *Twilio) ListSMS(ctx context.Context, to string, since time.Time) ([]SentSMS, error) {
 	api, ex, done, err := t.api(ctx)
 	if err != nil {
-		return Receipt{}, false, err
+		return nil, err
 	}
 	defer done()
 
@@ -109,22 +110,25 @@ func (t *Twilio) FindSMS(ctx context.Context, to, body string, since time.Time) 
 	params.SetTo(to).SetFrom(t.from).SetPageSize(findSMSLimit).SetLimit(findSMSLimit)
 	msgs, err := api.ListMessage(params)
 	if err != nil {
-		return Receipt{}, false, classifyTwilio(err, ex)
+		return nil, classifyTwilio(err, ex)
 	}
 	cutoff := since.Truncate(time.Second)
+	var out []SentSMS
 	for _, msg := range msgs {
-		if msg.Sid == nil || msg.Body == nil || *msg.Body != body {
+		if msg.Sid == nil || msg.Body == nil {
 			continue
 		}
+		sent := SentSMS{ProviderID: *msg.Sid, Body: *msg.Body}
 		if msg.DateCreated != nil {
 			created, err := time.Parse(time.RFC1123Z, *msg.DateCreated)
 			if err == nil && created.Before(cutoff) {
 				continue
 			}
+			sent.Created = created
 		}
-		return Receipt{ProviderID: *msg.Sid}, true, nil
+		out = append(out, sent)
 	}
-	return Receipt{}, false, nil
+	return out, nil
 }
 
 // api builds an SDK client for one call. Twilio's SDK takes no context, so

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,7 +66,9 @@ func TestTwilioSendSMSClassifiesFaults(t *testing.T) {
 		{"bad gateway html", fakes.Fault{Status: 502, Body: "<html>502 Bad Gateway</html>"}, provider.Transient, "http_502", 502, 0, "server error", 0},
 		{"unavailable with retry-after", fakes.Fault{Status: 503, RetryAfter: "3"}, provider.Transient, "20503", 503, 3 * time.Second, "server error", 0},
 		{"rate limited", fakes.Fault{Status: 429, RetryAfter: "7"}, provider.Transient, "20429", 429, 7 * time.Second, "rate limited", 0},
-		{"forbidden", fakes.Fault{Status: 403}, provider.Transient, "20003", 403, 0, "provider rejected credentials", 0},
+		{"forbidden", fakes.Fault{Status: 403}, provider.Credentials, "20003", 403, 0, "provider rejected credentials", 0},
+		{"unauthorized", fakes.Fault{Status: 401}, provider.Credentials, "20003", 401, 0, "provider rejected credentials", 0},
+		{"unauthorized with retry-after", fakes.Fault{Status: 401, RetryAfter: "30"}, provider.Credentials, "20003", 401, 0, "provider rejected credentials", 0},
 		{"opted out", fakes.Fault{Code: 21610}, provider.OptedOut, "21610", 400, 0, "opted out", 0},
 		{"invalid number", fakes.Fault{Code: 21211}, provider.Permanent, "21211", 400, 0, "invalid destination number", 0},
 		{"not mobile", fakes.Fault{Code: 21614}, provider.Permanent, "21614", 400, 0, "not a mobile number", 0},
@@ -120,7 +123,10 @@ func TestTwilioOptedOutRecipient(t *testing.T) {
 	require.Zero(t, f.Count())
 }
 
-func TestTwilioRejectedCredentialsAreTransient(t *testing.T) {
+// Rejected credentials are a configuration fault every call shares: final
+// for the message (the job fails it at once and says so loudly), never a
+// retry.
+func TestTwilioRejectedCredentialsAreFinal(t *testing.T) {
 	cases := []struct {
 		name         string
 		token        string
@@ -140,7 +146,7 @@ func TestTwilioRejectedCredentialsAreTransient(t *testing.T) {
 
 			_, err := tw.SendSMS(t.Context(), provider.SMS{To: testPhone, Body: testBody})
 
-			perr := requireProviderError(t, err, provider.Transient, testPhone, testBody, tc.token)
+			perr := requireProviderError(t, err, provider.Credentials, testPhone, testBody, tc.token)
 			require.Contains(t, perr.Message, "provider rejected credentials")
 			require.Equal(t, tc.wantStatus, perr.Status)
 			require.Equal(t, tc.wantRequests, f.Requests())
@@ -213,7 +219,7 @@ func TestTwilioConnectionRefusedIsTransient(t *testing.T) {
 	require.Zero(t, perr.Status)
 }
 
-func TestTwilioFindSMSRecoversALostAcceptance(t *testing.T) {
+func TestTwilioListSMSFindsALostAcceptance(t *testing.T) {
 	f := newFakeTwilio(t)
 	tw := provider.NewTwilio(twilioFor(f))
 	since := time.Now() // sub-second; Twilio's date_created is whole seconds
@@ -223,30 +229,34 @@ func TestTwilioFindSMSRecoversALostAcceptance(t *testing.T) {
 	requireProviderError(t, err, provider.Transient)
 	require.Equal(t, 1, f.Count())
 
-	r, found, err := tw.FindSMS(t.Context(), testPhone, testBody, since)
+	sent, err := tw.ListSMS(t.Context(), testPhone, since)
 	require.NoError(t, err)
-	require.True(t, found)
-	require.Equal(t, f.Messages()[0].SID, r.ProviderID)
+	require.Len(t, sent, 1)
+	require.Equal(t, f.Messages()[0].SID, sent[0].ProviderID)
+	require.Equal(t, testBody, sent[0].Body)
+	require.Equal(t, f.Messages()[0].Created.Truncate(time.Second), sent[0].Created.UTC())
 
-	_, found, err = tw.FindSMS(t.Context(), testPhone, testBody+" (v2)", since)
+	sent, err = tw.ListSMS(t.Context(), "+15005550009", since)
 	require.NoError(t, err)
-	require.False(t, found, "different body")
+	require.Empty(t, sent, "different recipient")
 
-	_, found, err = tw.FindSMS(t.Context(), "+15005550009", testBody, since)
+	sent, err = tw.ListSMS(t.Context(), testPhone, time.Now().Add(2*time.Second))
 	require.NoError(t, err)
-	require.False(t, found, "different recipient")
-
-	_, found, err = tw.FindSMS(t.Context(), testPhone, testBody, time.Now().Add(2*time.Second))
-	require.NoError(t, err)
-	require.False(t, found, "accepted before since")
+	require.Empty(t, sent, "accepted before since")
 }
 
-func TestTwilioFindSMSPicksTheMatchingBodyAmongMany(t *testing.T) {
+// Twilio lists newest first; a body Twilio rewrote (Smart Encoding, an
+// opt-out footer) is listed as Twilio stored it, and MatchSMS still finds it.
+func TestTwilioListSMSShowsRewrittenBodies(t *testing.T) {
 	f := newFakeTwilio(t)
+	f.Rewrite(func(b string) string {
+		return strings.NewReplacer("’", "'", "—", "-").Replace(b) + "\nReply STOP to unsubscribe"
+	})
 	tw := provider.NewTwilio(twilioFor(f))
 	since := time.Now()
 	var want provider.Receipt
-	for i, body := range []string{"first", testBody, "third", "fourth"} {
+	ours := "Pat’s visit — Tuesday at 9:00, tech Sam"
+	for i, body := range []string{"first", ours, "third"} {
 		r, err := tw.SendSMS(t.Context(), provider.SMS{To: testPhone, Body: body})
 		require.NoError(t, err)
 		if i == 1 {
@@ -254,23 +264,25 @@ func TestTwilioFindSMSPicksTheMatchingBodyAmongMany(t *testing.T) {
 		}
 	}
 
-	got, found, err := tw.FindSMS(t.Context(), testPhone, testBody, since)
-
+	sent, err := tw.ListSMS(t.Context(), testPhone, since)
 	require.NoError(t, err)
+	require.Len(t, sent, 3)
+	require.True(t, strings.HasPrefix(sent[0].Body, "third"), "newest first")
+	got, found := provider.MatchSMS(sent, ours)
 	require.True(t, found)
-	require.Equal(t, want, got)
+	require.Equal(t, want.ProviderID, got.ProviderID)
 }
 
-func TestTwilioFindSMSErrorsAreClassified(t *testing.T) {
+func TestTwilioListSMSErrorsAreClassified(t *testing.T) {
 	f := newFakeTwilio(t)
 	cfg := twilioFor(f)
 	cfg.AuthToken = "0123456789abcdef0123456789abcdef"
 	tw := provider.NewTwilio(cfg)
 
-	_, found, err := tw.FindSMS(t.Context(), testPhone, testBody, time.Now())
+	sent, err := tw.ListSMS(t.Context(), testPhone, time.Now())
 
-	require.False(t, found)
-	perr := requireProviderError(t, err, provider.Transient, testPhone, testBody)
+	require.Empty(t, sent)
+	perr := requireProviderError(t, err, provider.Credentials, testPhone, testBody)
 	require.Contains(t, perr.Message, "provider rejected credentials")
 }
 
@@ -291,10 +303,10 @@ func TestTwilioBaseURLWithPathPrefixAndEdgeEnvironment(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, f.Messages()[0].SID, r.ProviderID)
 
-	found, ok, err := tw.FindSMS(t.Context(), testPhone, testBody, time.Now().Add(-time.Minute))
+	sent, err := tw.ListSMS(t.Context(), testPhone, time.Now().Add(-time.Minute))
 	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, r, found)
+	require.Len(t, sent, 1)
+	require.Equal(t, r.ProviderID, sent[0].ProviderID)
 }
 
 func TestTwilioBadConfigIsTransient(t *testing.T) {

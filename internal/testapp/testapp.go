@@ -127,6 +127,9 @@ func New(t testing.TB, opts ...func(*Options)) *App {
 	a.Inspector = asynq.NewInspector(a.RedisOpt)
 	t.Cleanup(func() { a.Client.Close(); a.Inspector.Close() })
 	a.Twilio, a.Resend = fakes.NewTwilio(), fakes.NewResend()
+	// Twilio dates what it accepts by the app's clock, as the real one
+	// shares the real time with Errand (the reconcile search compares them).
+	a.Twilio.SetClock(a.Clock.Now)
 	t.Cleanup(a.Twilio.Close)
 	t.Cleanup(a.Resend.Close)
 	a.FilesDir = t.TempDir()

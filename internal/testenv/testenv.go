@@ -274,8 +274,11 @@ func Store(t testing.TB) *db.Store {
 }
 
 // resetTables are emptied by Reset: tenants (and through its foreign keys
-// everything a tenant owns) and the tables that belong to no tenant.
-var resetTables = []string{"tenants", "idempotency_keys", "security_events", "console_sessions", "notices", "webhook_receipts"}
+// everything a tenant owns), the tables that belong to no tenant, and the
+// opt-out records, which outlive their tenant on purpose (and include the
+// shared number's, db.SharedNumberTenant).
+var resetTables = []string{"tenants", "idempotency_keys", "security_events", "console_sessions", "notices", "webhook_receipts",
+	"suppressions", "suppression_events"}
 
 // Reset empties the package database's data (not its schema), so a test
 // that scans across tenants sees only its own rows. Tests of a package run
