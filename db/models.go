@@ -376,11 +376,11 @@ type RetentionPolicy struct {
 	ID        uuid.UUID
 	TenantID  *uuid.UUID
 	What      string
-	Days      int32
-	MinDays   int32
 	Action    string
 	Note      string
 	UpdatedAt time.Time
+	Keep      pgtype.Interval
+	MinKeep   pgtype.Interval
 }
 
 type RetentionRun struct {

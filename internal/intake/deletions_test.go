@@ -272,13 +272,17 @@ func TestLegalHoldBlocksPurgeAndSweep(t *testing.T) {
 
 // Every schedule the seeds promise, on the injected clock: security logs
 // go after 1 year, message logs and opt-out records after 3, billing
-// records after 7 (and not a day before).
+// records after 7 (and not an hour before). The records are made on 1 June
+// 2023, so each period holds 29 February 2024 (and 7 years 2028 too): a
+// year is 366 days here, 3 years 1096 and 7 years 2557, and a day count
+// (365, 1095, 2555) would let each go a day or two early.
 func TestRetentionSchedules(t *testing.T) {
 	app := testapp.New(t)
 	a := app.NewTenant("Long-lived Co")
 	ctx := context.Background()
 	owner := testenv.Owner(t)
-	now := app.Clock.Now()
+	now := time.Date(2023, 6, 1, 12, 0, 0, 0, time.UTC)
+	app.Clock.Set(now)
 	insertMessage(t, app, a.ID, nil, "delivered", "hello", "+13125550142", now)
 	insertMessage(t, app, a.ID, nil, "scheduled", "far future", "+13125550142", now.Add(5000*day))
 	_, err := owner.Exec(ctx, `INSERT INTO security_events (occurred_at, tenant_id, kind) VALUES ($1, $2, 'test_event')`, now, a.ID)
@@ -296,23 +300,24 @@ func TestRetentionSchedules(t *testing.T) {
 			count(t, "SELECT count(*) FROM billing_records WHERE tenant_id = $1", a.ID)
 	}
 	sweep := jobs.NewRetentionSweep(app.Deps)
-	at := func(days int) (int, int, int, int) {
-		app.Clock.Set(now.Add(time.Duration(days) * day))
+	check := func(at time.Time, sec, msg, opt, bill int) {
+		t.Helper()
+		app.Clock.Set(at)
 		_, err := sweep.Sweep(ctx)
 		require.NoError(t, err)
-		return left()
+		s, m, o, b := left()
+		require.Equal(t, [4]int{sec, msg, opt, bill}, [4]int{s, m, o, b}, "%s: security, messages, opt-outs, billing", at)
 	}
-	check := func(days, sec, msg, opt, bill int) {
-		t.Helper()
-		s, m, o, b := at(days)
-		require.Equal(t, [4]int{sec, msg, opt, bill}, [4]int{s, m, o, b}, "day %d: security, messages, opt-outs, billing", days)
-	}
-	check(364, 1, 2, 1, 1)
-	check(366, 0, 2, 1, 1)
-	check(1094, 0, 2, 1, 1)
-	check(1096, 0, 1, 0, 1) // the pending message is never swept
-	check(2554, 0, 1, 0, 1)
-	check(2556, 0, 1, 0, 0)
+	years := func(n int) time.Time { return now.AddDate(n, 0, 0) }
+	require.Equal(t, 366*day, years(1).Sub(now), "the year holds a 29 February")
+	require.Equal(t, 1096*day, years(3).Sub(now))
+	require.Equal(t, 2557*day, years(7).Sub(now))
+	check(years(1).Add(-time.Hour), 1, 2, 1, 1) // 365 days and 23 hours: a day count of 365 would have gone
+	check(years(1).Add(time.Hour), 0, 2, 1, 1)
+	check(years(3).Add(-time.Hour), 0, 2, 1, 1)
+	check(years(3).Add(time.Hour), 0, 1, 0, 1) // the pending message is never swept
+	check(years(7).Add(-time.Hour), 0, 1, 0, 1)
+	check(years(7).Add(time.Hour), 0, 1, 0, 0)
 	require.NotZero(t, count(t, "SELECT count(*) FROM retention_runs WHERE what = 'billing_records:billing_records' AND rows = 1"))
 }
 
@@ -328,9 +333,9 @@ func TestRetentionOverridesOnlyStricter(t *testing.T) {
 		map[string]any{"days": 1}), 404, "not_found")
 	resp := app.Do("PUT", path, app.AdminToken, map[string]any{"days": 30})
 	require.Equalf(t, 200, resp.Status, "body: %s", resp.Body)
-	require.Contains(t, string(resp.Body), `"what":"message_logs","days":30,"default_days":1095`)
+	require.Contains(t, string(resp.Body), `"what":"message_logs","keep":"30 days","default_keep":"3 years","min_keep":"00:00:00"`)
 	// The database refuses a looser override whoever writes it.
-	_, err := testenv.Owner(t).Exec(context.Background(), `UPDATE retention_policies SET days = 5000 WHERE tenant_id = $1`, a.ID)
+	_, err := testenv.Owner(t).Exec(context.Background(), `UPDATE retention_policies SET keep = '5000 days' WHERE tenant_id = $1`, a.ID)
 	require.ErrorContains(t, err, "must be between")
 
 	now := app.Clock.Now()
@@ -343,7 +348,7 @@ func TestRetentionOverridesOnlyStricter(t *testing.T) {
 	require.Equal(t, 1, count(t, "SELECT count(*) FROM messages WHERE tenant_id = $1", b.ID))
 	resp = app.Do("DELETE", path, app.AdminToken, nil)
 	require.Equal(t, 200, resp.Status)
-	require.Contains(t, string(resp.Body), `"what":"message_logs","days":1095`)
+	require.Contains(t, string(resp.Body), `"what":"message_logs","keep":"3 years"`)
 }
 
 // personTraces finds where any of needles is left: every text, jsonb and
