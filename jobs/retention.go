@@ -133,9 +133,10 @@ func (h *RetentionSweep) Sweep(ctx context.Context) (map[string]int64, error) {
 		if !ok {
 			continue
 		}
-		// The default's cutoff for every tenant (an override is
-		// stricter, so this is within its policy too), then each
-		// override's own cutoff for its tenant.
+		// The default's cutoff and action for every tenant (an override
+		// is stricter, so this is within its policy too), then each
+		// override's own cutoff and action for its tenant (it may delete
+		// where the default anonymises).
 		n, key, err := h.apply(ctx, tg, p.Action, p.Cutoff, nil, batch)
 		counts[key] += n
 		if err != nil {
@@ -145,12 +146,12 @@ func (h *RetentionSweep) Sweep(ctx context.Context) (map[string]int64, error) {
 			return counts, err
 		}
 		for _, o := range overrides[tg.what] {
-			n, key, err := h.apply(ctx, tg, p.Action, o.Cutoff, o.TenantID, batch)
+			n, key, err := h.apply(ctx, tg, o.Action, o.Cutoff, o.TenantID, batch)
 			counts[key] += n
 			if err != nil {
 				return counts, err
 			}
-			if err := record(tg, p.Action, n); err != nil {
+			if err := record(tg, o.Action, n); err != nil {
 				return counts, err
 			}
 		}

@@ -351,6 +351,40 @@ func TestRetentionOverridesOnlyStricter(t *testing.T) {
 	require.Contains(t, string(resp.Body), `"what":"message_logs","keep":"3 years"`)
 }
 
+// Where the default anonymises, a tenant's override may delete instead,
+// and the sweep does what the override says for that tenant.
+func TestRetentionOverrideActionApplies(t *testing.T) {
+	app := testapp.New(t)
+	ctx := context.Background()
+	owner := testenv.Owner(t)
+	_, err := owner.Exec(ctx, `UPDATE retention_policies SET action = 'anonymise' WHERE tenant_id IS NULL AND what = 'message_logs'`)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := owner.Exec(ctx, `UPDATE retention_policies SET action = 'delete' WHERE tenant_id IS NULL AND what = 'message_logs'`)
+		require.NoError(t, err)
+	})
+	a, b := app.NewTenant("Deleting Co"), app.NewTenant("Anonymising Co")
+	resp := app.Do("PUT", "/admin/v1/tenants/"+a.ID.String()+"/retention-policies/message_logs", app.AdminToken,
+		map[string]any{"days": 30, "action": "delete"})
+	require.Equalf(t, 200, resp.Status, "body: %s", resp.Body)
+	resp = app.Do("PUT", "/admin/v1/tenants/"+b.ID.String()+"/retention-policies/message_logs", app.AdminToken,
+		map[string]any{"days": 30, "action": "anonymise"})
+	require.Equalf(t, 200, resp.Status, "body: %s", resp.Body)
+	now := app.Clock.Now()
+	ma := insertMessage(t, app, a.ID, nil, "delivered", "hi A", "+13125550142", now)
+	mb := insertMessage(t, app, b.ID, nil, "delivered", "hi B", "+13125550143", now)
+
+	app.Clock.Advance(31 * day)
+	counts, err := jobs.NewRetentionSweep(app.Deps).Sweep(ctx)
+	require.NoError(t, err)
+	require.Zero(t, count(t, "SELECT count(*) FROM messages WHERE id = $1", ma), "A's override deletes")
+	require.Equal(t, 1, count(t, "SELECT count(*) FROM messages WHERE id = $1 AND body = '' AND destination IS NULL", mb),
+		"B's override anonymises")
+	require.EqualValues(t, 1, counts["messages"])
+	require.EqualValues(t, 1, counts["messages:anonymised"])
+	require.Equal(t, 1, count(t, "SELECT count(*) FROM retention_runs WHERE what = 'message_logs:messages' AND action = 'delete' AND rows = 1"))
+}
+
 // personTraces finds where any of needles is left: every text, jsonb and
 // bytea column of every table (as the owner, past row-level security),
 // every file in the store (decrypted), and Redis.
