@@ -186,7 +186,9 @@ func (q *Queries) DeletionGet(ctx context.Context, arg DeletionGetParams) (Delet
 
 const deletionHeld = `-- name: DeletionHeld :exec
 UPDATE deletions
-SET hold_id = $1, hold_reason = $2, held_since = coalesce(held_since, $3::timestamptz),
+SET hold_id = $1, hold_reason = $2,
+    -- A new wait (none before, or the last one ended) starts now.
+    held_since = CASE WHEN held_since IS NULL OR held_until IS NOT NULL THEN $3::timestamptz ELSE held_since END,
     held_until = NULL, updated_at = $3
 WHERE tenant_id = $4 AND id = $5
 `
@@ -211,26 +213,37 @@ func (q *Queries) DeletionHeld(ctx context.Context, arg DeletionHeldParams) erro
 }
 
 const deletionListDue = `-- name: DeletionListDue :many
-SELECT id, tenant_id, minor FROM deletions
+SELECT id, tenant_id, minor, purge_after FROM deletions
 WHERE status IN ('scheduled', 'running') AND purge_after <= $1
-ORDER BY purge_after
-LIMIT $2
+  AND (purge_after, id) > ($2::timestamptz, $3::uuid)
+ORDER BY purge_after, id
+LIMIT $4
 `
 
 type DeletionListDueParams struct {
-	Now     time.Time
-	MaxRows int32
+	Now       time.Time
+	AfterTime time.Time
+	AfterID   uuid.UUID
+	MaxRows   int32
 }
 
 type DeletionListDueRow struct {
-	ID       uuid.UUID
-	TenantID uuid.UUID
-	Minor    bool
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	Minor      bool
+	PurgeAfter time.Time
 }
 
-// DeletionListDue is the scan: deletions whose time has come, oldest first.
+// DeletionListDue is the scan: deletions whose time has come, oldest
+// first, one page after (after_time, after_id): the scan pages past
+// deletions a legal hold keeps waiting, so they never block the others.
 func (q *Queries) DeletionListDue(ctx context.Context, arg DeletionListDueParams) ([]DeletionListDueRow, error) {
-	rows, err := q.db.Query(ctx, deletionListDue, arg.Now, arg.MaxRows)
+	rows, err := q.db.Query(ctx, deletionListDue,
+		arg.Now,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +251,12 @@ func (q *Queries) DeletionListDue(ctx context.Context, arg DeletionListDueParams
 	items := []DeletionListDueRow{}
 	for rows.Next() {
 		var i DeletionListDueRow
-		if err := rows.Scan(&i.ID, &i.TenantID, &i.Minor); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.Minor,
+			&i.PurgeAfter,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

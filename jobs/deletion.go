@@ -73,6 +73,8 @@ type Deletions struct {
 	// OnBatch, when set, runs after every committed batch (tests use it
 	// to stop a purge half-way, as a crash would).
 	OnBatch func()
+	// ScanPage is how many due deletions the scan reads at a time (0 = 100).
+	ScanPage int
 }
 
 // NewDeletions builds the service from the shared dependencies.
@@ -271,28 +273,43 @@ func (h deletionScan) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 	return err
 }
 
-// Scan runs every due deletion in turn, and reports how many completed.
+// Scan runs every due deletion in turn, a page at a time, and reports how
+// many completed. Deletions a legal hold keeps waiting are recorded as
+// such and paged past, however many there are.
 func (s *Deletions) Scan(ctx context.Context) (int, error) {
-	var due []db.DeletionListDueRow
-	err := s.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
-		due, err = q.DeletionListDue(ctx, db.DeletionListDueParams{Now: s.Clock.Now(), MaxRows: 100})
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("list due deletions: %w", err)
+	page := s.ScanPage
+	if page <= 0 {
+		page = 100
 	}
+	now := s.Clock.Now()
+	var afterTime time.Time
+	var afterID uuid.UUID
 	done := 0
-	for _, d := range due {
-		err := s.Run(ctx, d.TenantID, d.ID)
-		switch {
-		case err == nil:
-			done++
-		case errors.Is(err, ErrDeletionHeld):
-		default:
-			return done, err
+	for {
+		var due []db.DeletionListDueRow
+		err := s.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
+			due, err = q.DeletionListDue(ctx, db.DeletionListDueParams{Now: now, AfterTime: afterTime,
+				AfterID: afterID, MaxRows: int32(page)})
+			return err
+		})
+		if err != nil {
+			return done, fmt.Errorf("list due deletions: %w", err)
+		}
+		for _, d := range due {
+			err := s.Run(ctx, d.TenantID, d.ID)
+			switch {
+			case err == nil:
+				done++
+			case errors.Is(err, ErrDeletionHeld):
+			default:
+				return done, err
+			}
+			afterTime, afterID = d.PurgeAfter, d.ID
+		}
+		if len(due) < page {
+			return done, nil
 		}
 	}
-	return done, nil
 }
 
 // Get reads a deletion as its tenant.
@@ -306,7 +323,9 @@ func (s *Deletions) Get(ctx context.Context, tenantID, id uuid.UUID) (d db.Delet
 
 // Run carries a due deletion out, or resumes it: checks for a legal hold
 // (recording it and returning ErrDeletionHeld), then runs each remaining
-// step to the end, then completes the deletion (and its privacy request).
+// step to the end — checking again before every batch, so a hold placed
+// mid-purge stops it the same way — then completes the deletion (and its
+// privacy request).
 // Running a completed deletion again does nothing.
 func (s *Deletions) Run(ctx context.Context, tenantID, id uuid.UUID) error {
 	now := s.Clock.Now()
@@ -407,7 +426,7 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 			return err
 		}
 		var n int64
-		var done bool
+		var done, held bool
 		err := s.Store.InTenantTx(ctx, d.TenantID, pgx.TxOptions{}, func(tx pgx.Tx) error {
 			var status string
 			var stepNow int32
@@ -419,6 +438,19 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 			}
 			if status != DeletionRunning {
 				return fmt.Errorf("deletion is %s, not running", status)
+			}
+			// A hold placed while the deletion runs stops it before its
+			// next batch: the row says which hold, and the deletion stays
+			// running at this step (the scan resumes it once released).
+			q := db.New(tx)
+			hold, err := q.LegalHoldBlocking(ctx, db.LegalHoldBlockingParams{TenantID: d.TenantID, ContactID: d.ContactID})
+			if err == nil {
+				held = true
+				return q.DeletionHeld(ctx, db.DeletionHeldParams{HoldID: &hold.ID, HoldReason: &hold.Reason,
+					Now: s.Clock.Now(), TenantID: d.TenantID, ID: d.ID})
+			}
+			if !db.IsNotFound(err) {
+				return err
 			}
 			if int(stepNow) > index {
 				done = true // a concurrent run finished this step
@@ -445,6 +477,11 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 		})
 		if err != nil {
 			return err
+		}
+		if held {
+			s.Logger.InfoContext(ctx, "deletion stopped for a legal hold", "deletion_id", d.ID, "tenant_id", d.TenantID,
+				"step", st.name)
+			return ErrDeletionHeld
 		}
 		if s.OnBatch != nil {
 			s.OnBatch()

@@ -177,8 +177,16 @@ func (h *RetentionSweep) apply(ctx context.Context, tg retentionTarget, action s
 	}
 	held := `NOT EXISTS (SELECT FROM legal_holds h WHERE h.tenant_id = x.tenant_id AND h.released_at IS NULL`
 	if tg.contactOK {
-		held += ` AND (h.contact_id IS NULL OR h.contact_id = x.contact_id))`
+		// A person's hold keeps the messages linked to them and those
+		// addressed to them without a link.
+		held += ` AND (h.contact_id IS NULL OR h.contact_id = x.contact_id OR x.destination IN (
+			SELECT a FROM contacts c, unnest(ARRAY[c.phone, c.email, lower(c.email)]) a
+			WHERE c.tenant_id = h.tenant_id AND c.id = h.contact_id)))`
 	} else {
+		// Records with no person on them (opt-out records hold only a
+		// keyed hash of an address, which the sweep cannot attribute to
+		// anyone), billing and security logs: any live hold on the
+		// tenant, a person's included, keeps them all.
 		held += `)`
 	}
 	where := fmt.Sprintf("x.%s < $1 AND %s", pgx.Identifier{tg.timeCol}.Sanitize(), held)
