@@ -227,12 +227,14 @@ type DeletionRunPayload struct {
 }
 
 // NewDeletionRunJob describes the run of one deletion. A child's erasure
-// rides in the critical queue, ahead of everything but codes.
+// rides in the erasure queue, the main pool's heaviest, never in critical:
+// that lane is the verification codes' alone, and a few erasures there
+// would hold up every code.
 func NewDeletionRunJob(tenantID, deletionID uuid.UUID, minor bool) Job {
 	payload, _ := json.Marshal(DeletionRunPayload{TenantID: tenantID, DeletionID: deletionID})
 	q := QueueMaintenance
 	if minor {
-		q = QueueCritical
+		q = QueueErasure
 	}
 	return Job{ID: "deletion:" + deletionID.String(), Queue: q, Type: TypeDeletionRun, Payload: payload,
 		Opts: []asynq.Option{asynq.MaxRetry(10), asynq.Timeout(2 * time.Hour)}}

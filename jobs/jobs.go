@@ -31,16 +31,19 @@ import (
 
 // Queues. Verification codes ride alone in critical, served by workers of
 // their own so nothing else can hold them up; the rest share the main pool
-// by weight.
+// by weight. A child's erasure ("minor") rides in erasure, the heaviest
+// queue of the main pool: taken first whenever one waits, without taking
+// a code's place.
 const (
 	QueueCritical      = "critical"
+	QueueErasure       = "erasure"
 	QueueNotifications = "notifications"
 	QueueBulk          = "bulk"
 	QueueMaintenance   = "maintenance"
 )
 
 // MainQueues are the weighted queues of the main worker pool.
-var MainQueues = map[string]int{QueueNotifications: 6, QueueBulk: 3, QueueMaintenance: 1}
+var MainQueues = map[string]int{QueueErasure: 10, QueueNotifications: 6, QueueBulk: 3, QueueMaintenance: 1}
 
 // Job is a task to enqueue together with the identity asynq knows it by.
 type Job struct {
