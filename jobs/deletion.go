@@ -36,10 +36,17 @@ const (
 	DeletionCompleted = "completed"
 	DeletionCancelled = "cancelled"
 
-	// DeletionReasonMinor marks a child's data: erased first, with no
-	// retention exception beyond the law's.
-	DeletionReasonMinor = "minor"
+	// Reasons: a word, never free text (the certificate outlives the
+	// data and must not carry it). DeletionReasonMinor marks a child's
+	// data: erased first, with no retention exception beyond the law's.
+	DeletionReasonRequest        = "request"
+	DeletionReasonMinor          = "minor"
+	DeletionReasonPrivacyRequest = "privacy_request"
+	DeletionReasonOther          = "other"
 )
+
+// DeletionReasons are the reasons a client may give.
+var DeletionReasons = []string{DeletionReasonRequest, DeletionReasonMinor, DeletionReasonOther}
 
 // DefaultDeletionGrace is how long a cancelled tenant's data is kept in
 // case it changes its mind ("a soft-deleted copy for 90 days").
@@ -107,6 +114,9 @@ var ErrTenantAlreadyCancelled = errors.New("this tenant already has a deletion u
 func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID, reason string,
 	privacyRequestID *uuid.UUID) (db.Deletion, error) {
 	now := s.Clock.Now()
+	if reason == "" {
+		reason = DeletionReasonRequest
+	}
 	minor := reason == DeletionReasonMinor
 	purgeAfter := now
 	if scope == DeletionScopeTenant {
@@ -162,10 +172,10 @@ func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string,
 }
 
 // StartDeletion implements intake.DeletionStarter for approved privacy
-// requests.
+// requests (reason "privacy_request"; the request's ID is on the row).
 func (s *Deletions) StartDeletion(ctx context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID,
-	reason string, privacyRequestID uuid.UUID) (uuid.UUID, error) {
-	d, err := s.Start(ctx, tenantID, scope, contactID, reason, &privacyRequestID)
+	privacyRequestID uuid.UUID) (uuid.UUID, error) {
+	d, err := s.Start(ctx, tenantID, scope, contactID, DeletionReasonPrivacyRequest, &privacyRequestID)
 	return d.ID, err
 }
 

@@ -172,6 +172,9 @@ func TestDeletionRequestValidation(t *testing.T) {
 	requireFields(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "everything"}), "scope")
 	requireFields(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "contact"}), "contact_id")
 	requireFields(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "tenant", "reason": "minor"}), "reason")
+	// The reason is a word: free text would carry personal data onto the
+	// record that outlives the data.
+	requireFields(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "tenant", "reason": "Pat Doe asked"}), "reason")
 	requireError(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "contact", "contact_id": "nobody"}), 404, "not_found")
 }
 
@@ -637,25 +640,31 @@ func testContactErasure(t *testing.T, minor bool) {
 	resp := app.Do("POST", "/v1/privacy-requests", a.Key, map[string]any{"type": "deletion", "subject": "contact",
 		"contact_id": "zq", "note": "Zelda Quixote called, wants out; reach her at " + email})
 	require.Equalf(t, 201, resp.Status, "body: %s", resp.Body)
+	// A note elsewhere naming her in another case, with her phone as typed.
+	resp = app.Do("POST", "/v1/privacy-requests", a.Key, map[string]any{"type": "access", "subject": "tenant",
+		"note": "asked by the owner after ZELDA quixote rang from (312) 555-0199"})
+	require.Equalf(t, 201, resp.Status, "body: %s", resp.Body)
 	resp = app.Do("POST", "/v1/messages", a.Key, map[string]any{"contact_id": "zq", "channel": "sms",
-		"body": "Thanks Zelda Quixote", "send_at": now.Add(72 * time.Hour).Format(time.RFC3339)}, "Idempotency-Key", "k1")
+		"body": "Thanks ZELDA QUIXOTE", "send_at": now.Add(72 * time.Hour).Format(time.RFC3339)}, "Idempotency-Key", "k1")
 	require.Equalf(t, 202, resp.Status, "body: %s", resp.Body)
-	// A client list that names her, with a row of hers it rejected.
+	// A client list that names her, with rows of hers it rejected: one
+	// with her name in lower case, one with only her phone as typed.
 	resp = app.Do("POST", "/v1/imports", a.Key, "external_id,name,phone,email\r\n"+
-		"zq,Zelda Quixote,(312) 555-0199,zelda.q@example.com\r\nzq2,Zelda Quixote,not a phone,\r\n",
+		"zq,Zelda Quixote,(312) 555-0199,zelda.q@example.com\r\nzq2,zelda quixote,not a phone,\r\n"+
+		"zq3,Z. Q.,(312) 555-01999,\r\n",
 		"Content-Type", "text/csv")
 	require.Equalf(t, 202, resp.Status, "body: %s", resp.Body)
 	importID := resp.JSON()["id"].(string)
 	app.Eventually(10*time.Second, "the import", func() bool {
 		return app.Do("GET", "/v1/imports/"+importID, a.Key, nil).JSON()["status"] == "succeeded"
 	})
-	require.Equal(t, 1, count(t, "SELECT count(*) FROM import_errors WHERE tenant_id = $1", a.ID))
+	require.Equal(t, 2, count(t, "SELECT count(*) FROM import_errors WHERE tenant_id = $1", a.ID))
 	f := fixture{app: app, tenant: a}
 	f.exportNow(t, map[string]any{"scope": "contact", "contact_id": "zq", "format": "json"})
 	f.exportNow(t, map[string]any{"scope": "tenant", "format": "csv"})
 	require.NotEmpty(t, personTraces(t, app, name, phone, email), "the search must find her before the erasure")
 
-	body := map[string]any{"scope": "contact", "contact_id": "zq"}
+	body := map[string]any{"scope": "contact", "contact_id": "zq", "reason": "request"}
 	if minor {
 		body["reason"] = "minor"
 	}
@@ -665,15 +674,20 @@ func testContactErasure(t *testing.T, minor bool) {
 	app.Eventually(10*time.Second, "erasure completed", func() bool {
 		return deletionOf(t, app, a.Key, id)["status"] == "completed"
 	})
-	require.Empty(t, personTraces(t, app, name, phone, email, "3125550199", "12 Elm St", "gate code"))
+	// personTraces ignores case; the phone is searched as stored and as
+	// typed.
+	require.Empty(t, personTraces(t, app, name, "ZELDA QUIXOTE", phone, "(312) 555-0199", email, "3125550199",
+		"12 Elm St", "gate code"))
 	got := deletionOf(t, app, a.Key, id)
 	counts := got["counts"].(map[string]any)
 	require.EqualValues(t, 1, counts["contacts"])
 	require.EqualValues(t, 1, counts["appointments"])
 	require.EqualValues(t, 1, counts["verifications"])
-	require.EqualValues(t, 2, counts["export_files"])
+	require.EqualValues(t, 3, counts["export_files"], "hers, the account's, and the access request's")
 	require.EqualValues(t, 1, counts["import_files"], "the client list that named her")
-	require.EqualValues(t, 1, counts["import_errors"], "her rejected row")
+	require.EqualValues(t, 2, counts["import_errors"], "her rejected rows")
+	require.GreaterOrEqual(t, counts["privacy_request_notes"], float64(2), "the notes on her request and the one naming her")
+	require.Equal(t, body["reason"], got["reason"])
 	require.Equal(t, "succeeded", app.Do("GET", "/v1/imports/"+importID, a.Key, nil).JSON()["status"], "the import's record stays")
 	// The opt-out stays, as its pseudonym; the other person is untouched.
 	require.Equal(t, 1, count(t, "SELECT count(*) FROM suppressions WHERE tenant_id = $1", a.ID))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -107,13 +108,14 @@ func (s *Server) handleDeletionCreate(w http.ResponseWriter, r *http.Request) er
 	default:
 		problems["scope"] = `must be "tenant" or "contact"`
 	}
-	reason := ""
+	// The reason is a word, not free text: the deletion record outlives
+	// the data and must not carry it.
+	reason := jobs.DeletionReasonRequest
 	if req.Reason != nil {
-		reason = strings.TrimSpace(*req.Reason)
-		if utf8.RuneCountInString(reason) > 500 || !utf8.ValidString(reason) {
-			problems["reason"] = "at most 500 characters"
-		}
-		if reason == jobs.DeletionReasonMinor && req.Scope != jobs.DeletionScopeContact {
+		reason = *req.Reason
+		if !slices.Contains(jobs.DeletionReasons, reason) {
+			problems["reason"] = `must be "request", "minor" or "other" (no free text: the deletion record outlives the data)`
+		} else if reason == jobs.DeletionReasonMinor && req.Scope != jobs.DeletionScopeContact {
 			problems["reason"] = `"minor" is for scope "contact": a child's data`
 		}
 	}
