@@ -52,6 +52,12 @@ var DeletionReasons = []string{DeletionReasonRequest, DeletionReasonMinor, Delet
 // case it changes its mind ("a soft-deleted copy for 90 days").
 const DefaultDeletionGrace = 90 * 24 * time.Hour
 
+// PrivacyPurgeMargin is how long before a privacy request's due_at the
+// purge of a tenant deletion it started is scheduled: a day leaves room
+// for the scan (every 15 minutes) and the purge itself to finish before
+// the deadline ("we will delete … within 30 days" beats the 90-day grace).
+const PrivacyPurgeMargin = 24 * time.Hour
+
 // Task types.
 const (
 	TypeDeletionRun  = "maintenance:deletion_run"
@@ -125,6 +131,21 @@ func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string,
 	var d db.Deletion
 	var cancelled []db.MessageCancelForDeletionRow
 	err := s.Store.InTenant(ctx, tenantID, func(q *db.Queries) error {
+		if scope == DeletionScopeTenant && privacyRequestID != nil {
+			// A privacy request's deletion is due by the request's
+			// deadline ("within 30 days"), which comes before the end of
+			// the 90-day grace: the grace is shortened to fit.
+			pr, err := q.PrivacyRequestGet(ctx, db.PrivacyRequestGetParams{TenantID: tenantID, ID: *privacyRequestID})
+			if err != nil {
+				return err
+			}
+			if by := pr.PrivacyRequest.DueAt.Add(-PrivacyPurgeMargin); by.Before(purgeAfter) {
+				purgeAfter = by
+			}
+			if purgeAfter.Before(now) {
+				purgeAfter = now
+			}
+		}
 		if scope == DeletionScopeTenant {
 			if _, err := q.TenantCancel(ctx, db.TenantCancelParams{Now: &now, ID: tenantID}); db.IsNotFound(err) {
 				return ErrTenantAlreadyCancelled

@@ -84,7 +84,8 @@ func TestTenantDeletionGraceThenPurgeAtDay90(t *testing.T) {
 	requireError(t, app.Do("GET", "/v1/contacts/c1", a.Key, nil), 403, "tenant_cancelled")
 	requireError(t, app.Do("POST", "/v1/messages", a.Key, map[string]any{"contact_id": "c1", "channel": "sms", "body": "x"}), 403, "tenant_cancelled")
 	requireError(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "tenant"}), 403, "tenant_cancelled")
-	requireError(t, app.Do("GET", "/v1/privacy-requests", a.Key, nil), 403, "tenant_cancelled")
+	requireError(t, app.Do("POST", "/v1/privacy-requests", a.Key, map[string]any{"type": "access", "subject": "tenant"}), 403, "tenant_cancelled")
+	require.Equal(t, 200, app.Do("GET", "/v1/privacy-requests", a.Key, nil).Status, "its requests stay readable")
 	require.Equal(t, 202, app.Do("POST", "/v1/exports", a.Key, map[string]any{"scope": "tenant", "format": "csv"}).Status)
 	require.Equal(t, 200, app.Do("GET", "/v1/deletions/"+id, a.Key, nil).Status)
 	// Its pending messages are cancelled; the other tenant is untouched
@@ -727,6 +728,61 @@ func TestPrivacyDeletionRequestCompletesWithErasure(t *testing.T) {
 	got := deletionOf(t, app, a.Key, d)
 	require.Equal(t, "completed", got["status"])
 	require.Equal(t, pr, got["privacy_request_id"])
+}
+
+// A tenant-scope deletion request is due in 30 days, before the 90-day
+// grace ends: the deletion it starts purges by the request's deadline
+// (a day ahead), and the request, readable while the account is
+// cancelled, never goes overdue.
+func TestPrivacyDeletionRequestPurgesByItsDeadline(t *testing.T) {
+	app := testapp.New(t)
+	a := app.NewTenant("Leaving By Request Co")
+	putContact(t, app, a.Key, "c1", map[string]any{"name": "Pat Doe", "phone": "+13125550142"})
+	ctx := context.Background()
+	received := app.Clock.Now()
+	resp := app.Do("POST", "/v1/privacy-requests", a.Key, map[string]any{"type": "deletion", "subject": "tenant"})
+	require.Equalf(t, 201, resp.Status, "body: %s", resp.Body)
+	pr := resp.JSON()
+	due, err := time.Parse(time.RFC3339Nano, pr["due_at"].(string))
+	require.NoError(t, err)
+	require.True(t, due.Equal(received.Add(30*day)), "due_at %s", due)
+	app.Clock.Advance(2 * day) // approved two days later
+	resp = app.Do("POST", "/v1/privacy-requests/"+pr["id"].(string)+"/transitions", a.Key, map[string]any{"status": "approved"})
+	require.Equalf(t, 200, resp.Status, "body: %s", resp.Body)
+	got := resp.JSON()
+	require.Equal(t, "in_progress", got["status"])
+	id := got["deletion_id"].(string)
+
+	// The account is cancelled, the request still readable.
+	requireError(t, app.Do("GET", "/v1/contacts/c1", a.Key, nil), 403, "tenant_cancelled")
+	require.Equal(t, 200, app.Do("GET", "/v1/privacy-requests/"+pr["id"].(string), a.Key, nil).Status)
+	d := deletionOf(t, app, a.Key, id)
+	require.Equal(t, "privacy_request", d["reason"])
+	purgeAfter, err := time.Parse(time.RFC3339Nano, d["purge_after"].(string))
+	require.NoError(t, err)
+	require.True(t, purgeAfter.Equal(due.Add(-jobs.PrivacyPurgeMargin)), "purge_after %s, due %s", purgeAfter, due)
+
+	watcher := jobs.NewPrivacyDeadlines(app.Deps)
+	app.Clock.Set(purgeAfter.Add(-time.Minute))
+	n, err := app.Deletions.Scan(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	app.Clock.Set(purgeAfter)
+	n, err = app.Deletions.Scan(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, "completed", deletionOf(t, app, a.Key, id)["status"])
+	require.Zero(t, count(t, "SELECT count(*) FROM contacts WHERE tenant_id = $1", a.ID))
+	require.True(t, app.Clock.Now().Before(due))
+
+	// Past the deadline nothing is overdue: the purge fulfilled it.
+	app.Clock.Set(due.Add(day))
+	res, err := watcher.Watch(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.MarkedOverdue)
+	overdue, err := jobs.PrivacyOverdue(app.Store, app.Clock)(ctx)
+	require.NoError(t, err)
+	require.Zero(t, overdue["deletion"])
 }
 
 // asynq's archive (tasks that gave up) is trimmed by the retention sweep
