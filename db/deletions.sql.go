@@ -17,7 +17,7 @@ UPDATE deletions
 SET status = 'cancelled', cancelled_at = $1::timestamptz, restored_messages = $2,
     expired_messages = $3, updated_at = $1
 WHERE tenant_id = $4 AND id = $5 AND status = 'scheduled'
-RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at
+RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor
 `
 
 type DeletionCancelParams struct {
@@ -62,6 +62,7 @@ func (q *Queries) DeletionCancel(ctx context.Context, arg DeletionCancelParams) 
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
@@ -88,7 +89,7 @@ INSERT INTO deletions (tenant_id, scope, contact_id, reason, minor, status, purg
                        created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, 'scheduled', $6,
         $7, $8, $8)
-RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at
+RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor
 `
 
 type DeletionCreateParams struct {
@@ -139,12 +140,13 @@ func (q *Queries) DeletionCreate(ctx context.Context, arg DeletionCreateParams) 
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
 
 const deletionGet = `-- name: DeletionGet :one
-SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor FROM deletions WHERE tenant_id = $1 AND id = $2
 `
 
 type DeletionGetParams struct {
@@ -180,6 +182,7 @@ func (q *Queries) DeletionGet(ctx context.Context, arg DeletionGetParams) (Delet
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
@@ -268,7 +271,7 @@ func (q *Queries) DeletionListDue(ctx context.Context, arg DeletionListDueParams
 }
 
 const deletionLiveForTenant = `-- name: DeletionLiveForTenant :one
-SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions WHERE tenant_id = $1 AND scope = 'tenant' AND status IN ('scheduled', 'running')
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor FROM deletions WHERE tenant_id = $1 AND scope = 'tenant' AND status IN ('scheduled', 'running')
 `
 
 // DeletionLiveForTenant finds a tenant's scheduled or running tenant deletion.
@@ -300,12 +303,13 @@ func (q *Queries) DeletionLiveForTenant(ctx context.Context, tenantID uuid.UUID)
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
 
 const deletionLock = `-- name: DeletionLock :one
-SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor FROM deletions WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type DeletionLockParams struct {
@@ -343,6 +347,7 @@ func (q *Queries) DeletionLock(ctx context.Context, arg DeletionLockParams) (Del
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }

@@ -145,6 +145,7 @@ type Deletion struct {
 	CancelledAt      *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	FileCursor       *string
 }
 
 type Export struct {

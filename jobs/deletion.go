@@ -493,7 +493,8 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 				cursor = &uuid.Nil
 			}
 			var next *uuid.UUID
-			n, next, err = st.batch(ctx, tx, batchArgs{tenant: d.TenantID, limit: s.batch(), cursor: *cursor, now: s.Clock.Now()})
+			n, next, err = st.batch(ctx, tx, batchArgs{deletion: d.ID, tenant: d.TenantID, limit: s.batch(), cursor: *cursor,
+				now: s.Clock.Now()})
 			if err != nil {
 				return err
 			}

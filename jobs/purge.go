@@ -68,16 +68,18 @@ var TenantPurgeTables = []string{
 // (credentials, exports, imports).
 const TenantFilePrefix = "tenants/%s/"
 
-// prefixDeleter is a file store that can remove a folder (filestore.Local).
+// prefixDeleter is a file store that can remove a folder a bounded,
+// counted step at a time (filestore.Local.DeletePrefixStep).
 type prefixDeleter interface {
-	DeletePrefix(ctx context.Context, prefix string) (int, error)
+	DeletePrefixStep(ctx context.Context, prefix, done string, limit int) ([]string, error)
 }
 
 type batchArgs struct {
-	tenant uuid.UUID
-	limit  int
-	cursor uuid.UUID
-	now    time.Time
+	deletion uuid.UUID
+	tenant   uuid.UUID
+	limit    int
+	cursor   uuid.UUID
+	now      time.Time
 }
 
 // step is one table's (or the files') share of a deletion. batch does one
@@ -157,9 +159,13 @@ func (s *Deletions) tenantPurgeSteps() []step {
 	return steps
 }
 
-// filesStep removes everything under the tenant's prefix in the file store.
+// filesStep removes everything under the tenant's prefix in the file
+// store, a batch at a time: each batch counts the next files and records
+// the last as deletions.file_cursor in its transaction; the following
+// batch removes them (DeletePrefixStep). A crash loses no count and
+// doubles none.
 func (s *Deletions) filesStep() step {
-	return step{name: "files", batch: func(ctx context.Context, _ pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
+	return step{name: "files", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
 		if s.Files == nil {
 			return 0, nil, nil
 		}
@@ -167,8 +173,21 @@ func (s *Deletions) filesStep() step {
 		if !ok {
 			return 0, nil, errors.New("the file store cannot delete a tenant's folder")
 		}
-		n, err := pd.DeletePrefix(ctx, fmt.Sprintf(TenantFilePrefix, a.tenant))
-		return int64(n), nil, err
+		var done *string
+		if err := tx.QueryRow(ctx, "SELECT file_cursor FROM deletions WHERE id = $1", a.deletion).Scan(&done); err != nil {
+			return 0, nil, err
+		}
+		if done == nil {
+			done = new(string)
+		}
+		next, err := pd.DeletePrefixStep(ctx, fmt.Sprintf(TenantFilePrefix, a.tenant), *done, a.limit)
+		if err != nil || len(next) == 0 {
+			return 0, nil, err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE deletions SET file_cursor = $2 WHERE id = $1", a.deletion, next[len(next)-1]); err != nil {
+			return 0, nil, err
+		}
+		return int64(len(next)), &uuid.Nil, nil
 	}}
 }
 

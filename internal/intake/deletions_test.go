@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/testapp"
 	"github.com/errandhq/errand/internal/testenv"
 	"github.com/errandhq/errand/jobs"
@@ -132,6 +134,141 @@ func TestTenantDeletionGraceThenPurgeAtDay90(t *testing.T) {
 	require.Equal(t, counts, deletionOf(t, app, a.Key, id)["counts"])
 	// Too late to restore.
 	requireError(t, app.Do("DELETE", "/v1/deletions/"+id, a.Key, nil), 409, "deletion_not_cancellable")
+}
+
+// filesUnder lists the files of a tenant's folder in the file store.
+func filesUnder(t *testing.T, app *testapp.App, tenant uuid.UUID) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(filepath.Join(app.FilesDir, "tenants", tenant.String()), func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil && !d.IsDir() {
+			out = append(out, path)
+		}
+		return err
+	})
+	require.NoError(t, err)
+	return out
+}
+
+// Everything a tenant holds, purged at day 90 — contacts, locations,
+// appointments, verifications, credentials and their documents, an import
+// and its upload, a finished export and its file, privacy requests,
+// stored responses — with a crash in the middle of the files step: every
+// operational row and file is gone, each counted once on the certificate;
+// the message log (metadata), opt-out records, security log and billing
+// records stay, as the retention policies say; the other tenant is
+// untouched.
+func TestTenantPurgeIsComplete(t *testing.T) {
+	f := setup(t)
+	app := f.app
+	app.StartWorker(2)
+	a, key := f.tenant, f.tenant.Key
+	b := app.NewTenant("Staying Co")
+	ctx := context.Background()
+	owner := testenv.Owner(t)
+	now := app.Clock.Now()
+	require.Equal(t, 201, app.Do("PUT", "/v1/locations/main", key, map[string]any{"name": "Main shop", "timezone": "America/Chicago"}).Status)
+	require.Equal(t, 201, app.Do("PUT", "/v1/appointments/apt-1", key, map[string]any{"contact_id": "cust-1",
+		"location_id": "main", "starts_at": now.Add(72 * time.Hour).Format(time.RFC3339), "technician": "Sam Okafor"}).Status)
+	require.Equal(t, 202, app.Do("POST", "/v1/verifications", key, map[string]any{"channel": "sms", "to": "+13125550199"}).Status)
+	v := vfix{app: app, tenant: a}
+	v.checked(t, "pro-7", v.licence(t))
+	resp := app.Do("POST", "/v1/imports", key, "external_id,name,phone\r\nimp-1,Ann Lee,(312) 555-0160\r\nimp-2,Bad Row,not a phone\r\n",
+		"Content-Type", "text/csv")
+	require.Equalf(t, 202, resp.Status, "body: %s", resp.Body)
+	importID := resp.JSON()["id"].(string)
+	app.Eventually(10*time.Second, "the import", func() bool {
+		return app.Do("GET", "/v1/imports/"+importID, key, nil).JSON()["status"] == "succeeded"
+	})
+	f.exportNow(t, map[string]any{"scope": "tenant", "format": "csv"})
+	resp = app.Do("POST", "/v1/privacy-requests", key, map[string]any{"type": "correction", "subject": "contact", "contact_id": "cust-1"},
+		"Idempotency-Key", "pr-1")
+	require.Equalf(t, 201, resp.Status, "body: %s", resp.Body)
+	c1 := contactUUID(t, a.ID, "cust-1")
+	insertMessage(t, app, a.ID, &c1, "delivered", "Your tech is on the way", "+13125550142", now)
+	_, err := owner.Exec(ctx, `INSERT INTO suppressions (tenant_id, channel, address_hash, reason, source, created_at)
+		VALUES ($1, 'sms', '\x02', 'opt_out', 'twilio', $2)`, a.ID, now)
+	require.NoError(t, err)
+	_, err = owner.Exec(ctx, `INSERT INTO suppression_events (tenant_id, channel, address_hash, action, source, occurred_at)
+		VALUES ($1, 'sms', '\x02', 'opt_out', 'twilio', $2)`, a.ID, now)
+	require.NoError(t, err)
+	_, err = owner.Exec(ctx, `INSERT INTO security_events (occurred_at, tenant_id, kind) VALUES ($1, $2, 'test_event')`, now, a.ID)
+	require.NoError(t, err)
+	_, err = owner.Exec(ctx, `INSERT INTO billing_records (tenant_id, description, amount_cents, occurred_at, created_at)
+		VALUES ($1, 'plan', 4900, $2, $2)`, a.ID, now)
+	require.NoError(t, err)
+	putContact(t, app, b.Key, "c1", map[string]any{"name": "Other Person"})
+	_, err = filestore.Put(ctx, app.Files, "tenants/"+b.ID.String()+"/exports/theirs.zip", strings.NewReader("theirs"))
+	require.NoError(t, err)
+
+	before := map[string]int{}
+	for _, table := range jobs.TenantPurgeTables {
+		before[table] = count(t, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()+" WHERE tenant_id = $1", a.ID)
+	}
+	for _, table := range []string{"contacts", "locations", "appointments", "verifications", "pros", "credentials",
+		"imports", "import_errors", "exports", "privacy_requests", "privacy_request_events"} {
+		require.NotZero(t, before[table], "the fixture has %s", table)
+	}
+	require.NotZero(t, count(t, "SELECT count(*) FROM idempotency_keys WHERE scope = $1", a.ID.String()))
+	files := filesUnder(t, app, a.ID)
+	require.GreaterOrEqual(t, len(files), 3, "a credential document, an import upload, an export file: %v", files)
+	kept := func() map[string]int {
+		return map[string]int{
+			"messages":           count(t, "SELECT count(*) FROM messages WHERE tenant_id = $1", a.ID),
+			"suppressions":       count(t, "SELECT count(*) FROM suppressions WHERE tenant_id = $1", a.ID),
+			"suppression_events": count(t, "SELECT count(*) FROM suppression_events WHERE tenant_id = $1", a.ID),
+			"security_events":    count(t, "SELECT count(*) FROM security_events WHERE tenant_id = $1 AND kind = 'test_event'", a.ID),
+			"billing_records":    count(t, "SELECT count(*) FROM billing_records WHERE tenant_id = $1", a.ID),
+		}
+	}
+	keep := kept()
+	require.GreaterOrEqual(t, keep["messages"], 2, "ours and the verification code's")
+
+	id := cancelTenant(t, app, a.Key)
+	app.Clock.Advance(90 * day)
+	// Crash after the files step's first batch: its files are counted,
+	// not yet removed.
+	app.Deletions.Batch = 2
+	stopped, stop := context.WithCancel(ctx)
+	app.Deletions.OnBatch = func() {
+		if count(t, "SELECT coalesce((counts->>'files')::int, 0) FROM deletions WHERE id = $1", id) > 0 {
+			stop()
+		}
+	}
+	err = app.Deletions.Run(stopped, a.ID, app.MustUUID(id))
+	require.ErrorIs(t, err, context.Canceled)
+	require.EqualValues(t, 2, deletionOf(t, app, a.Key, id)["counts"].(map[string]any)["files"])
+	require.Len(t, filesUnder(t, app, a.ID), len(files), "counted first, removed by the next batch")
+
+	app.Deletions.OnBatch = nil
+	n, err := app.Deletions.Scan(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	got := deletionOf(t, app, a.Key, id)
+	require.Equal(t, "completed", got["status"])
+	counts := got["counts"].(map[string]any)
+	for table, rows := range before {
+		require.EqualValues(t, rows, counts[table], "the certificate's count of %s", table)
+		require.Zero(t, count(t, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()+" WHERE tenant_id = $1", a.ID), table)
+	}
+	require.EqualValues(t, len(files), counts["files"], "each file counted once")
+	require.Empty(t, filesUnder(t, app, a.ID))
+	_, err = os.Stat(filepath.Join(app.FilesDir, "tenants", a.ID.String()))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.Zero(t, count(t, "SELECT count(*) FROM idempotency_keys WHERE scope = $1", a.ID.String()))
+	// Kept per policy: the message log without bodies or addresses, the
+	// opt-out records, the security log and billing.
+	require.Equal(t, keep, kept())
+	require.EqualValues(t, keep["messages"], counts["messages"])
+	require.Zero(t, count(t, "SELECT count(*) FROM messages WHERE tenant_id = $1 AND (body <> '' OR destination IS NOT NULL OR contact_id IS NOT NULL)", a.ID))
+	// The other tenant is untouched.
+	require.Equal(t, 200, app.Do("GET", "/v1/contacts/c1", b.Key, nil).Status)
+	ok, err := app.Files.Exists(ctx, "tenants/"+b.ID.String()+"/exports/theirs.zip")
+	require.NoError(t, err)
+	require.True(t, ok)
 }
 
 func TestTenantRestoreDuringGrace(t *testing.T) {
