@@ -309,8 +309,17 @@ func (a asynqLogger) Fatal(args ...any) {
 	a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
 }
 
-// Periodic lists the recurring tasks the scheduler enqueues.
-func Periodic(dispatchEvery time.Duration) []periodic.Entry {
+// DefaultDeletionScanInterval is how often due deletions are looked for
+// (ERRAND_DELETION_SCAN_INTERVAL): a purge whose grace ended, or one a
+// crash interrupted, goes on within this.
+const DefaultDeletionScanInterval = 15 * time.Minute
+
+// Periodic lists the recurring tasks the scheduler enqueues
+// (deletionScanEvery 0 = DefaultDeletionScanInterval).
+func Periodic(dispatchEvery, deletionScanEvery time.Duration) []periodic.Entry {
+	if deletionScanEvery <= 0 {
+		deletionScanEvery = DefaultDeletionScanInterval
+	}
 	return []periodic.Entry{
 		{Name: "dispatch", Every: dispatchEvery, Type: TypeDispatchScan, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
 		{Name: "webhook-prune", Every: time.Hour, Type: TypeWebhookPrune, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
@@ -319,7 +328,7 @@ func Periodic(dispatchEvery time.Duration) []periodic.Entry {
 		{Name: "import-expire", Every: time.Hour, Type: TypeImportExpire, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "privacy-deadlines", Every: 15 * time.Minute, Type: TypePrivacyDeadlines, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		// Purges whose grace period ended (and any a crash interrupted).
-		{Name: "deletion-scan", Every: 15 * time.Minute, Type: TypeDeletionScan, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
+		{Name: "deletion-scan", Every: deletionScanEvery, Type: TypeDeletionScan, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
 		{Name: "retention-sweep", Every: 24 * time.Hour, Type: TypeRetentionSweep, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
 	}
 }
