@@ -17,7 +17,7 @@ UPDATE deletions
 SET status = 'cancelled', cancelled_at = $1::timestamptz, restored_messages = $2,
     expired_messages = $3, updated_at = $1
 WHERE tenant_id = $4 AND id = $5 AND status = 'scheduled'
-RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at
+RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor
 `
 
 type DeletionCancelParams struct {
@@ -62,6 +62,7 @@ func (q *Queries) DeletionCancel(ctx context.Context, arg DeletionCancelParams) 
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
@@ -88,7 +89,7 @@ INSERT INTO deletions (tenant_id, scope, contact_id, reason, minor, status, purg
                        created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, 'scheduled', $6,
         $7, $8, $8)
-RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at
+RETURNING id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor
 `
 
 type DeletionCreateParams struct {
@@ -139,12 +140,13 @@ func (q *Queries) DeletionCreate(ctx context.Context, arg DeletionCreateParams) 
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
 
 const deletionGet = `-- name: DeletionGet :one
-SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor FROM deletions WHERE tenant_id = $1 AND id = $2
 `
 
 type DeletionGetParams struct {
@@ -180,13 +182,16 @@ func (q *Queries) DeletionGet(ctx context.Context, arg DeletionGetParams) (Delet
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
 
 const deletionHeld = `-- name: DeletionHeld :exec
 UPDATE deletions
-SET hold_id = $1, hold_reason = $2, held_since = coalesce(held_since, $3::timestamptz),
+SET hold_id = $1, hold_reason = $2,
+    -- A new wait (none before, or the last one ended) starts now.
+    held_since = CASE WHEN held_since IS NULL OR held_until IS NOT NULL THEN $3::timestamptz ELSE held_since END,
     held_until = NULL, updated_at = $3
 WHERE tenant_id = $4 AND id = $5
 `
@@ -276,26 +281,37 @@ func (q *Queries) DeletionList(ctx context.Context, arg DeletionListParams) ([]D
 }
 
 const deletionListDue = `-- name: DeletionListDue :many
-SELECT id, tenant_id, minor FROM deletions
+SELECT id, tenant_id, minor, purge_after FROM deletions
 WHERE status IN ('scheduled', 'running') AND purge_after <= $1
-ORDER BY purge_after
-LIMIT $2
+  AND (purge_after, id) > ($2::timestamptz, $3::uuid)
+ORDER BY purge_after, id
+LIMIT $4
 `
 
 type DeletionListDueParams struct {
-	Now     time.Time
-	MaxRows int32
+	Now       time.Time
+	AfterTime time.Time
+	AfterID   uuid.UUID
+	MaxRows   int32
 }
 
 type DeletionListDueRow struct {
-	ID       uuid.UUID
-	TenantID uuid.UUID
-	Minor    bool
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	Minor      bool
+	PurgeAfter time.Time
 }
 
-// DeletionListDue is the scan: deletions whose time has come, oldest first.
+// DeletionListDue is the scan: deletions whose time has come, oldest
+// first, one page after (after_time, after_id): the scan pages past
+// deletions a legal hold keeps waiting, so they never block the others.
 func (q *Queries) DeletionListDue(ctx context.Context, arg DeletionListDueParams) ([]DeletionListDueRow, error) {
-	rows, err := q.db.Query(ctx, deletionListDue, arg.Now, arg.MaxRows)
+	rows, err := q.db.Query(ctx, deletionListDue,
+		arg.Now,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +319,12 @@ func (q *Queries) DeletionListDue(ctx context.Context, arg DeletionListDueParams
 	items := []DeletionListDueRow{}
 	for rows.Next() {
 		var i DeletionListDueRow
-		if err := rows.Scan(&i.ID, &i.TenantID, &i.Minor); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.Minor,
+			&i.PurgeAfter,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -315,7 +336,7 @@ func (q *Queries) DeletionListDue(ctx context.Context, arg DeletionListDueParams
 }
 
 const deletionLiveForTenant = `-- name: DeletionLiveForTenant :one
-SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions WHERE tenant_id = $1 AND scope = 'tenant' AND status IN ('scheduled', 'running')
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor FROM deletions WHERE tenant_id = $1 AND scope = 'tenant' AND status IN ('scheduled', 'running')
 `
 
 // DeletionLiveForTenant finds a tenant's scheduled or running tenant deletion.
@@ -347,12 +368,13 @@ func (q *Queries) DeletionLiveForTenant(ctx context.Context, tenantID uuid.UUID)
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }
 
 const deletionLock = `-- name: DeletionLock :one
-SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor FROM deletions WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type DeletionLockParams struct {
@@ -390,6 +412,7 @@ func (q *Queries) DeletionLock(ctx context.Context, arg DeletionLockParams) (Del
 		&i.CancelledAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FileCursor,
 	)
 	return i, err
 }

@@ -145,6 +145,7 @@ type Deletion struct {
 	CancelledAt      *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	FileCursor       *string
 }
 
 type Export struct {
@@ -377,11 +378,11 @@ type RetentionPolicy struct {
 	ID        uuid.UUID
 	TenantID  *uuid.UUID
 	What      string
-	Days      int32
-	MinDays   int32
 	Action    string
 	Note      string
 	UpdatedAt time.Time
+	Keep      pgtype.Interval
+	MinKeep   pgtype.Interval
 }
 
 type RetentionRun struct {

@@ -12,8 +12,54 @@ import (
 	"github.com/google/uuid"
 )
 
+const retentionCutoffs = `-- name: RetentionCutoffs :many
+WITH n AS (SELECT ($1::timestamptz AT TIME ZONE 'UTC') AS t)
+SELECT p.tenant_id, p.what, p.action,
+       (least(n.t - p.keep, n.t - d.min_keep) AT TIME ZONE 'UTC')::timestamptz AS cutoff
+FROM retention_policies p
+JOIN retention_policies d ON d.what = p.what AND d.tenant_id IS NULL
+CROSS JOIN n
+ORDER BY p.what, p.tenant_id NULLS FIRST
+`
+
+type RetentionCutoffsRow struct {
+	TenantID *uuid.UUID
+	What     string
+	Action   string
+	Cutoff   time.Time
+}
+
+// RetentionCutoffs is, for every policy (tenant_id NULL: the default),
+// the moment before which its records go: now - keep in calendar terms
+// (UTC), never later than the floor (min_keep) allows. (Intervals are
+// compared as cutoffs, never directly: Postgres counts a year as 360 days.)
+func (q *Queries) RetentionCutoffs(ctx context.Context, now time.Time) ([]RetentionCutoffsRow, error) {
+	rows, err := q.db.Query(ctx, retentionCutoffs, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RetentionCutoffsRow{}
+	for rows.Next() {
+		var i RetentionCutoffsRow
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.What,
+			&i.Action,
+			&i.Cutoff,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const retentionPolicyDefaults = `-- name: RetentionPolicyDefaults :many
-SELECT id, tenant_id, what, days, min_days, action, note, updated_at FROM retention_policies WHERE tenant_id IS NULL ORDER BY what
+SELECT id, tenant_id, what, action, note, updated_at, keep, min_keep FROM retention_policies WHERE tenant_id IS NULL ORDER BY what
 `
 
 func (q *Queries) RetentionPolicyDefaults(ctx context.Context) ([]RetentionPolicy, error) {
@@ -29,11 +75,11 @@ func (q *Queries) RetentionPolicyDefaults(ctx context.Context) ([]RetentionPolic
 			&i.ID,
 			&i.TenantID,
 			&i.What,
-			&i.Days,
-			&i.MinDays,
 			&i.Action,
 			&i.Note,
 			&i.UpdatedAt,
+			&i.Keep,
+			&i.MinKeep,
 		); err != nil {
 			return nil, err
 		}
@@ -63,7 +109,7 @@ func (q *Queries) RetentionPolicyDropOverride(ctx context.Context, arg Retention
 }
 
 const retentionPolicyEffective = `-- name: RetentionPolicyEffective :many
-SELECT d.what, coalesce(o.days, d.days)::integer AS days, d.days AS default_days, d.min_days,
+SELECT d.what, coalesce(o.keep, d.keep)::text AS keep, d.keep::text AS default_keep, d.min_keep::text AS min_keep,
        coalesce(o.action, d.action)::text AS action, (o.id IS NOT NULL)::boolean AS overridden, d.note
 FROM retention_policies d
 LEFT JOIN retention_policies o ON o.what = d.what AND o.tenant_id = $1
@@ -73,9 +119,9 @@ ORDER BY d.what
 
 type RetentionPolicyEffectiveRow struct {
 	What        string
-	Days        int32
-	DefaultDays int32
-	MinDays     int32
+	Keep        string
+	DefaultKeep string
+	MinKeep     string
 	Action      string
 	Overridden  bool
 	Note        string
@@ -94,9 +140,9 @@ func (q *Queries) RetentionPolicyEffective(ctx context.Context, tenantID *uuid.U
 		var i RetentionPolicyEffectiveRow
 		if err := rows.Scan(
 			&i.What,
-			&i.Days,
-			&i.DefaultDays,
-			&i.MinDays,
+			&i.Keep,
+			&i.DefaultKeep,
+			&i.MinKeep,
 			&i.Action,
 			&i.Overridden,
 			&i.Note,
@@ -112,11 +158,11 @@ func (q *Queries) RetentionPolicyEffective(ctx context.Context, tenantID *uuid.U
 }
 
 const retentionPolicyOverride = `-- name: RetentionPolicyOverride :one
-INSERT INTO retention_policies (tenant_id, what, days, action, updated_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO retention_policies (tenant_id, what, keep, action, updated_at)
+VALUES ($1, $2, make_interval(days => $3::integer), $4, $5)
 ON CONFLICT (tenant_id, what) WHERE tenant_id IS NOT NULL
-DO UPDATE SET days = EXCLUDED.days, action = EXCLUDED.action, updated_at = EXCLUDED.updated_at
-RETURNING id, tenant_id, what, days, min_days, action, note, updated_at
+DO UPDATE SET keep = EXCLUDED.keep, action = EXCLUDED.action, updated_at = EXCLUDED.updated_at
+RETURNING id, tenant_id, what, action, note, updated_at, keep, min_keep
 `
 
 type RetentionPolicyOverrideParams struct {
@@ -140,11 +186,11 @@ func (q *Queries) RetentionPolicyOverride(ctx context.Context, arg RetentionPoli
 		&i.ID,
 		&i.TenantID,
 		&i.What,
-		&i.Days,
-		&i.MinDays,
 		&i.Action,
 		&i.Note,
 		&i.UpdatedAt,
+		&i.Keep,
+		&i.MinKeep,
 	)
 	return i, err
 }

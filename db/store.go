@@ -166,6 +166,13 @@ func IsUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// IsCheckViolation reports whether err is a check-constraint violation
+// (a CHECK, or a trigger raising check_violation).
+func IsCheckViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514"
+}
+
 // EnsureDatabase creates the database named in databaseURL when it does not
 // exist, connecting to the server's "postgres" database to do so.
 func EnsureDatabase(ctx context.Context, databaseURL string) error {

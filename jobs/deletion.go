@@ -36,14 +36,27 @@ const (
 	DeletionCompleted = "completed"
 	DeletionCancelled = "cancelled"
 
-	// DeletionReasonMinor marks a child's data: erased first, with no
-	// retention exception beyond the law's.
-	DeletionReasonMinor = "minor"
+	// Reasons: a word, never free text (the certificate outlives the
+	// data and must not carry it). DeletionReasonMinor marks a child's
+	// data: erased first, with no retention exception beyond the law's.
+	DeletionReasonRequest        = "request"
+	DeletionReasonMinor          = "minor"
+	DeletionReasonPrivacyRequest = "privacy_request"
+	DeletionReasonOther          = "other"
 )
+
+// DeletionReasons are the reasons a client may give.
+var DeletionReasons = []string{DeletionReasonRequest, DeletionReasonMinor, DeletionReasonOther}
 
 // DefaultDeletionGrace is how long a cancelled tenant's data is kept in
 // case it changes its mind ("a soft-deleted copy for 90 days").
 const DefaultDeletionGrace = 90 * 24 * time.Hour
+
+// PrivacyPurgeMargin is how long before a privacy request's due_at the
+// purge of a tenant deletion it started is scheduled: a day leaves room
+// for the scan (every 15 minutes) and the purge itself to finish before
+// the deadline ("we will delete … within 30 days" beats the 90-day grace).
+const PrivacyPurgeMargin = 24 * time.Hour
 
 // Task types.
 const (
@@ -73,6 +86,8 @@ type Deletions struct {
 	// OnBatch, when set, runs after every committed batch (tests use it
 	// to stop a purge half-way, as a crash would).
 	OnBatch func()
+	// ScanPage is how many due deletions the scan reads at a time (0 = 100).
+	ScanPage int
 }
 
 // NewDeletions builds the service from the shared dependencies.
@@ -105,6 +120,9 @@ var ErrTenantAlreadyCancelled = errors.New("this tenant already has a deletion u
 func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID, reason string,
 	privacyRequestID *uuid.UUID) (db.Deletion, error) {
 	now := s.Clock.Now()
+	if reason == "" {
+		reason = DeletionReasonRequest
+	}
 	minor := reason == DeletionReasonMinor
 	purgeAfter := now
 	if scope == DeletionScopeTenant {
@@ -113,6 +131,21 @@ func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string,
 	var d db.Deletion
 	var cancelled []db.MessageCancelForDeletionRow
 	err := s.Store.InTenant(ctx, tenantID, func(q *db.Queries) error {
+		if scope == DeletionScopeTenant && privacyRequestID != nil {
+			// A privacy request's deletion is due by the request's
+			// deadline ("within 30 days"), which comes before the end of
+			// the 90-day grace: the grace is shortened to fit.
+			pr, err := q.PrivacyRequestGet(ctx, db.PrivacyRequestGetParams{TenantID: tenantID, ID: *privacyRequestID})
+			if err != nil {
+				return err
+			}
+			if by := pr.PrivacyRequest.DueAt.Add(-PrivacyPurgeMargin); by.Before(purgeAfter) {
+				purgeAfter = by
+			}
+			if purgeAfter.Before(now) {
+				purgeAfter = now
+			}
+		}
 		if scope == DeletionScopeTenant {
 			if _, err := q.TenantCancel(ctx, db.TenantCancelParams{Now: &now, ID: tenantID}); db.IsNotFound(err) {
 				return ErrTenantAlreadyCancelled
@@ -160,10 +193,10 @@ func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string,
 }
 
 // StartDeletion implements intake.DeletionStarter for approved privacy
-// requests.
+// requests (reason "privacy_request"; the request's ID is on the row).
 func (s *Deletions) StartDeletion(ctx context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID,
-	reason string, privacyRequestID uuid.UUID) (uuid.UUID, error) {
-	d, err := s.Start(ctx, tenantID, scope, contactID, reason, &privacyRequestID)
+	privacyRequestID uuid.UUID) (uuid.UUID, error) {
+	d, err := s.Start(ctx, tenantID, scope, contactID, DeletionReasonPrivacyRequest, &privacyRequestID)
 	return d.ID, err
 }
 
@@ -225,12 +258,14 @@ type DeletionRunPayload struct {
 }
 
 // NewDeletionRunJob describes the run of one deletion. A child's erasure
-// rides in the critical queue, ahead of everything but codes.
+// rides in the erasure queue, the main pool's heaviest, never in critical:
+// that lane is the verification codes' alone, and a few erasures there
+// would hold up every code.
 func NewDeletionRunJob(tenantID, deletionID uuid.UUID, minor bool) Job {
 	payload, _ := json.Marshal(DeletionRunPayload{TenantID: tenantID, DeletionID: deletionID})
 	q := QueueMaintenance
 	if minor {
-		q = QueueCritical
+		q = QueueErasure
 	}
 	return Job{ID: "deletion:" + deletionID.String(), Queue: q, Type: TypeDeletionRun, Payload: payload,
 		Opts: []asynq.Option{asynq.MaxRetry(10), asynq.Timeout(2 * time.Hour)}}
@@ -271,28 +306,43 @@ func (h deletionScan) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 	return err
 }
 
-// Scan runs every due deletion in turn, and reports how many completed.
+// Scan runs every due deletion in turn, a page at a time, and reports how
+// many completed. Deletions a legal hold keeps waiting are recorded as
+// such and paged past, however many there are.
 func (s *Deletions) Scan(ctx context.Context) (int, error) {
-	var due []db.DeletionListDueRow
-	err := s.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
-		due, err = q.DeletionListDue(ctx, db.DeletionListDueParams{Now: s.Clock.Now(), MaxRows: 100})
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("list due deletions: %w", err)
+	page := s.ScanPage
+	if page <= 0 {
+		page = 100
 	}
+	now := s.Clock.Now()
+	var afterTime time.Time
+	var afterID uuid.UUID
 	done := 0
-	for _, d := range due {
-		err := s.Run(ctx, d.TenantID, d.ID)
-		switch {
-		case err == nil:
-			done++
-		case errors.Is(err, ErrDeletionHeld):
-		default:
-			return done, err
+	for {
+		var due []db.DeletionListDueRow
+		err := s.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
+			due, err = q.DeletionListDue(ctx, db.DeletionListDueParams{Now: now, AfterTime: afterTime,
+				AfterID: afterID, MaxRows: int32(page)})
+			return err
+		})
+		if err != nil {
+			return done, fmt.Errorf("list due deletions: %w", err)
+		}
+		for _, d := range due {
+			err := s.Run(ctx, d.TenantID, d.ID)
+			switch {
+			case err == nil:
+				done++
+			case errors.Is(err, ErrDeletionHeld):
+			default:
+				return done, err
+			}
+			afterTime, afterID = d.PurgeAfter, d.ID
+		}
+		if len(due) < page {
+			return done, nil
 		}
 	}
-	return done, nil
 }
 
 // Get reads a deletion as its tenant.
@@ -306,7 +356,9 @@ func (s *Deletions) Get(ctx context.Context, tenantID, id uuid.UUID) (d db.Delet
 
 // Run carries a due deletion out, or resumes it: checks for a legal hold
 // (recording it and returning ErrDeletionHeld), then runs each remaining
-// step to the end, then completes the deletion (and its privacy request).
+// step to the end — checking again before every batch, so a hold placed
+// mid-purge stops it the same way — then completes the deletion (and its
+// privacy request).
 // Running a completed deletion again does nothing.
 func (s *Deletions) Run(ctx context.Context, tenantID, id uuid.UUID) error {
 	now := s.Clock.Now()
@@ -407,7 +459,7 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 			return err
 		}
 		var n int64
-		var done bool
+		var done, held bool
 		err := s.Store.InTenantTx(ctx, d.TenantID, pgx.TxOptions{}, func(tx pgx.Tx) error {
 			var status string
 			var stepNow int32
@@ -420,6 +472,19 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 			if status != DeletionRunning {
 				return fmt.Errorf("deletion is %s, not running", status)
 			}
+			// A hold placed while the deletion runs stops it before its
+			// next batch: the row says which hold, and the deletion stays
+			// running at this step (the scan resumes it once released).
+			q := db.New(tx)
+			hold, err := q.LegalHoldBlocking(ctx, db.LegalHoldBlockingParams{TenantID: d.TenantID, ContactID: d.ContactID})
+			if err == nil {
+				held = true
+				return q.DeletionHeld(ctx, db.DeletionHeldParams{HoldID: &hold.ID, HoldReason: &hold.Reason,
+					Now: s.Clock.Now(), TenantID: d.TenantID, ID: d.ID})
+			}
+			if !db.IsNotFound(err) {
+				return err
+			}
 			if int(stepNow) > index {
 				done = true // a concurrent run finished this step
 				return nil
@@ -428,7 +493,8 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 				cursor = &uuid.Nil
 			}
 			var next *uuid.UUID
-			n, next, err = st.batch(ctx, tx, batchArgs{tenant: d.TenantID, limit: s.batch(), cursor: *cursor, now: s.Clock.Now()})
+			n, next, err = st.batch(ctx, tx, batchArgs{deletion: d.ID, tenant: d.TenantID, limit: s.batch(), cursor: *cursor,
+				now: s.Clock.Now()})
 			if err != nil {
 				return err
 			}
@@ -445,6 +511,11 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 		})
 		if err != nil {
 			return err
+		}
+		if held {
+			s.Logger.InfoContext(ctx, "deletion stopped for a legal hold", "deletion_id", d.ID, "tenant_id", d.TenantID,
+				"step", st.name)
+			return ErrDeletionHeld
 		}
 		if s.OnBatch != nil {
 			s.OnBatch()

@@ -66,7 +66,7 @@ func Refs[T any](rows []T, err error, ref func(T) Ref) ([]Ref, error) {
 func epochKey(queue string) string { return "errand:dispatch:epoch:{" + queue + "}" }
 
 // queues are the queues Errand's tasks use.
-var queues = []string{QueueCritical, QueueNotifications, QueueBulk, QueueMaintenance}
+var queues = []string{QueueCritical, QueueErasure, QueueNotifications, QueueBulk, QueueMaintenance}
 
 // Dispatcher puts job rows into Redis as asynq tasks and repairs the
 // difference when Redis loses them. It is safe to run in any number of

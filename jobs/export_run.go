@@ -18,6 +18,7 @@ import (
 	"github.com/errandhq/errand/internal/export"
 	"github.com/errandhq/errand/internal/filestore"
 	"github.com/errandhq/errand/internal/logging"
+	"github.com/errandhq/errand/internal/normalize"
 	"github.com/errandhq/errand/internal/pseudonym"
 )
 
@@ -212,6 +213,7 @@ func (h *ExportRun) contact(ctx context.Context, q *db.Queries, e db.Export) (*e
 	out := &export.Contact{ID: c.ID, ExternalID: c.ExternalID}
 	if c.Phone != nil {
 		out.SMSHash = h.Pseudonyms.Address("sms", *c.Phone)
+		out.PhoneDigits = normalize.PhoneDigits(*c.Phone)
 	}
 	if c.Email != nil {
 		out.EmailHash = h.Pseudonyms.Address("email", *c.Email)

@@ -292,6 +292,9 @@ func TestTenantExportCSV(t *testing.T) {
 
 	readme := string(a.read(t, "README.txt"))
 	for _, s := range export.Sources() {
+		if s.Tenant == "" {
+			continue // a person's export only
+		}
 		require.Contains(t, readme, s.File+".csv", "the README explains every file")
 		require.Contains(t, readme, s.Description)
 	}
@@ -358,10 +361,39 @@ func TestTenantExportJSON(t *testing.T) {
 	require.NotEmpty(t, sec)
 }
 
-// A subject access request: the person's record, their messages and their
-// opt-out history, and no one else's.
+// A subject access request: the person's record, their appointments,
+// messages, verifications sent to their phone or email (no codes), rejected
+// import rows naming them and their opt-out history, and no one else's.
 func TestContactExport(t *testing.T) {
 	f := setupExport(t)
+	ctx := context.Background()
+	owner := testenv.Owner(t)
+	now := f.app.Clock.Now()
+	_, err := owner.Exec(ctx, `WITH l AS (INSERT INTO locations (tenant_id, external_id, name, timezone, settings, created_at, updated_at)
+		VALUES ($1, 'loc', 'Main', 'UTC', '{}', $4, $4) RETURNING id)
+		INSERT INTO appointments (tenant_id, external_id, contact_id, location_id, starts_at, address, technician, status, created_at, updated_at)
+		SELECT $1, v.ext, v.contact, l.id, $4, '1 Main St', 'Bob', 'scheduled', $4, $4
+		FROM l, (VALUES ('appt-pat', $2::uuid), ('appt-sam', $3::uuid)) AS v(ext, contact)`,
+		f.tenant.ID, f.pat.ID, f.sam.ID, now)
+	require.NoError(t, err)
+	verification := func(channel, to string) {
+		_, err := owner.Exec(ctx, `INSERT INTO verifications (id, tenant_id, channel, destination, destination_hash, brand, status,
+			max_attempts, expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'Acme', 'approved', 5, $6, $6, $6)`,
+			uuid.New(), f.tenant.ID, channel, to, f.app.Deps.Pseudonyms.Address(channel, to), now)
+		require.NoError(t, err)
+	}
+	verification("sms", patPhone)
+	verification("email", patEmail)
+	verification("sms", samPhone)
+	_, err = owner.Exec(ctx, `WITH i AS (INSERT INTO imports (tenant_id, status, due_at, created_at, updated_at)
+		VALUES ($1, 'succeeded', $2, $2, $2) RETURNING id)
+		INSERT INTO import_errors (import_id, tenant_id, line, reason, raw)
+		SELECT i.id, $1, v.line, 'invalid', v.raw::jsonb FROM i, (VALUES
+			(2, '["r1", "Someone", "(312) 555-0142", ""]'),
+			(3, '["r2", "Nobody", "not a phone", " PAT.DOE@example.com"]'),
+			(4, '["r3", "Someone Else", "(312) 555-01429", "pat.doe@example.com.au"]')) AS v(line, raw)`, f.tenant.ID, now)
+	require.NoError(t, err)
+
 	e := f.run(t, "contact", "csv", &f.pat.ID)
 	a := f.open(t, e)
 	checkManifest(t, a)
@@ -377,11 +409,26 @@ func TestContactExport(t *testing.T) {
 	for _, m := range msgs {
 		require.Equal(t, "cust-1", m["contact_id"])
 	}
+	appts := a.csvTable(t, "appointments.csv")
+	require.Len(t, appts, 1)
+	require.Equal(t, "appt-pat", appts[0]["id"])
+	require.Equal(t, "cust-1", appts[0]["contact_id"])
+	vers := a.csvTable(t, "verifications.csv")
+	require.Len(t, vers, 2, "the codes sent to their phone and their email")
+	for _, v := range vers {
+		require.Contains(t, []string{patPhone, patEmail}, v["destination"])
+		require.NotContains(t, v, "code_hash", "no codes")
+	}
+	rejected := a.csvTable(t, "rejected_import_rows.csv")
+	require.Len(t, rejected, 2, "the rows with their phone as typed and their email in capitals; not the near misses")
+	require.Equal(t, "2", rejected[0]["line"])
+	require.Equal(t, "3", rejected[1]["line"])
 	hist := a.csvTable(t, "opt_out_history.csv")
 	require.Len(t, hist, 1, "matched through the pseudonyms of their phone and email")
 	require.Equal(t, "STOP", hist[0]["keyword"])
 	require.Len(t, a.csvTable(t, "opt_outs.csv"), 1)
 	require.Contains(t, string(a.read(t, "README.txt")), `contact "cust-1"`)
+	require.Contains(t, string(a.read(t, "README.txt")), "rejected_import_rows.csv")
 
 	sam := f.open(t, f.run(t, "contact", "json", &f.sam.ID))
 	hist2 := sam.jsonTable(t, "opt_out_history.jsonl")

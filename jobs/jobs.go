@@ -31,16 +31,19 @@ import (
 
 // Queues. Verification codes ride alone in critical, served by workers of
 // their own so nothing else can hold them up; the rest share the main pool
-// by weight.
+// by weight. A child's erasure ("minor") rides in erasure, the heaviest
+// queue of the main pool: taken first whenever one waits, without taking
+// a code's place.
 const (
 	QueueCritical      = "critical"
+	QueueErasure       = "erasure"
 	QueueNotifications = "notifications"
 	QueueBulk          = "bulk"
 	QueueMaintenance   = "maintenance"
 )
 
 // MainQueues are the weighted queues of the main worker pool.
-var MainQueues = map[string]int{QueueNotifications: 6, QueueBulk: 3, QueueMaintenance: 1}
+var MainQueues = map[string]int{QueueErasure: 10, QueueNotifications: 6, QueueBulk: 3, QueueMaintenance: 1}
 
 // Job is a task to enqueue together with the identity asynq knows it by.
 type Job struct {
@@ -307,8 +310,17 @@ func (a asynqLogger) Fatal(args ...any) {
 	a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
 }
 
-// Periodic lists the recurring tasks the scheduler enqueues.
-func Periodic(dispatchEvery time.Duration) []periodic.Entry {
+// DefaultDeletionScanInterval is how often due deletions are looked for
+// (ERRAND_DELETION_SCAN_INTERVAL): a purge whose grace ended, or one a
+// crash interrupted, goes on within this.
+const DefaultDeletionScanInterval = 15 * time.Minute
+
+// Periodic lists the recurring tasks the scheduler enqueues
+// (deletionScanEvery 0 = DefaultDeletionScanInterval).
+func Periodic(dispatchEvery, deletionScanEvery time.Duration) []periodic.Entry {
+	if deletionScanEvery <= 0 {
+		deletionScanEvery = DefaultDeletionScanInterval
+	}
 	return []periodic.Entry{
 		{Name: "dispatch", Every: dispatchEvery, Type: TypeDispatchScan, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
 		{Name: "webhook-prune", Every: time.Hour, Type: TypeWebhookPrune, Queue: QueueMaintenance, Timeout: 5 * time.Minute},
@@ -317,7 +329,7 @@ func Periodic(dispatchEvery time.Duration) []periodic.Entry {
 		{Name: "import-expire", Every: time.Hour, Type: TypeImportExpire, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		{Name: "privacy-deadlines", Every: 15 * time.Minute, Type: TypePrivacyDeadlines, Queue: QueueMaintenance, Timeout: 10 * time.Minute},
 		// Purges whose grace period ended (and any a crash interrupted).
-		{Name: "deletion-scan", Every: 15 * time.Minute, Type: TypeDeletionScan, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
+		{Name: "deletion-scan", Every: deletionScanEvery, Type: TypeDeletionScan, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
 		{Name: "retention-sweep", Every: 24 * time.Hour, Type: TypeRetentionSweep, Queue: QueueMaintenance, Timeout: 2 * time.Hour},
 	}
 }

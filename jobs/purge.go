@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/normalize"
 )
 
 // What a deletion removes, as data: one step per table (or file prefix),
@@ -64,16 +68,18 @@ var TenantPurgeTables = []string{
 // (credentials, exports, imports).
 const TenantFilePrefix = "tenants/%s/"
 
-// prefixDeleter is a file store that can remove a folder (filestore.Local).
+// prefixDeleter is a file store that can remove a folder a bounded,
+// counted step at a time (filestore.Local.DeletePrefixStep).
 type prefixDeleter interface {
-	DeletePrefix(ctx context.Context, prefix string) (int, error)
+	DeletePrefixStep(ctx context.Context, prefix, done string, limit int) ([]string, error)
 }
 
 type batchArgs struct {
-	tenant uuid.UUID
-	limit  int
-	cursor uuid.UUID
-	now    time.Time
+	deletion uuid.UUID
+	tenant   uuid.UUID
+	limit    int
+	cursor   uuid.UUID
+	now      time.Time
 }
 
 // step is one table's (or the files') share of a deletion. batch does one
@@ -153,9 +159,13 @@ func (s *Deletions) tenantPurgeSteps() []step {
 	return steps
 }
 
-// filesStep removes everything under the tenant's prefix in the file store.
+// filesStep removes everything under the tenant's prefix in the file
+// store, a batch at a time: each batch counts the next files and records
+// the last as deletions.file_cursor in its transaction; the following
+// batch removes them (DeletePrefixStep). A crash loses no count and
+// doubles none.
 func (s *Deletions) filesStep() step {
-	return step{name: "files", batch: func(ctx context.Context, _ pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
+	return step{name: "files", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
 		if s.Files == nil {
 			return 0, nil, nil
 		}
@@ -163,8 +173,21 @@ func (s *Deletions) filesStep() step {
 		if !ok {
 			return 0, nil, errors.New("the file store cannot delete a tenant's folder")
 		}
-		n, err := pd.DeletePrefix(ctx, fmt.Sprintf(TenantFilePrefix, a.tenant))
-		return int64(n), nil, err
+		var done *string
+		if err := tx.QueryRow(ctx, "SELECT file_cursor FROM deletions WHERE id = $1", a.deletion).Scan(&done); err != nil {
+			return 0, nil, err
+		}
+		if done == nil {
+			done = new(string)
+		}
+		next, err := pd.DeletePrefixStep(ctx, fmt.Sprintf(TenantFilePrefix, a.tenant), *done, a.limit)
+		if err != nil || len(next) == 0 {
+			return 0, nil, err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE deletions SET file_cursor = $2 WHERE id = $1", a.deletion, next[len(next)-1]); err != nil {
+			return 0, nil, err
+		}
+		return int64(len(next)), &uuid.Nil, nil
 	}}
 }
 
@@ -205,15 +228,14 @@ func (s *Deletions) contactErasureSteps(contactID uuid.UUID, c *db.Contact, mino
 		if c.Phone != nil && *c.Phone != "" {
 			addrs = append(addrs, *c.Phone)
 			hashes = append(hashes, s.Pseudonyms.Address("sms", *c.Phone))
+			idents = append(idents, normalize.PhoneDigits(*c.Phone)...)
 		}
 		if c.Email != nil && *c.Email != "" {
 			addrs = append(addrs, *c.Email, strings.ToLower(*c.Email))
 			hashes = append(hashes, s.Pseudonyms.Address("email", *c.Email))
+			idents = append(idents, *c.Email)
 		}
-		idents = append(idents, addrs...)
-		if strings.TrimSpace(c.Name) != "" {
-			idents = append(idents, c.Name)
-		}
+		idents = append(idents, c.Name)
 	}
 	if addrs == nil {
 		addrs = []string{}
@@ -221,6 +243,12 @@ func (s *Deletions) contactErasureSteps(contactID uuid.UUID, c *db.Contact, mino
 	if hashes == nil {
 		hashes = [][]byte{}
 	}
+	// Free text (notes, rejected import rows, stored responses) is
+	// searched for the person ignoring case, spaces and punctuation:
+	// "ZELDA QUIXOTE", "Quixote" beside "Zelda" in a CSV row, and
+	// "(312) 555-0199" all match. What matches is removed whole, never
+	// search-and-replaced.
+	texts, escaped := freeTextNeedles(idents)
 	theirs := "tenant_id = $1 AND (contact_id = $3 OR destination = ANY($4::text[]))"
 	steps := []step{
 		{name: "messages_cancelled", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
@@ -265,32 +293,30 @@ func (s *Deletions) contactErasureSteps(contactID uuid.UUID, c *db.Contact, mino
 		s.exportFilesStep(contactID),
 		s.importFilesStep(),
 		deleteStep("import_errors", "import_errors",
-			"tenant_id = $1 AND EXISTS (SELECT FROM unnest($3::text[]) i WHERE strpos(raw::text, i) > 0)", idents),
+			"tenant_id = $1 AND EXISTS (SELECT FROM unnest($3::text[]) i WHERE strpos("+freeText("raw::text")+", i) > 0)", texts),
 		deleteStep("exports", "exports", "tenant_id = $1 AND contact_id = $3", contactID),
+		// Notes in privacy-request trails: every note on a request about
+		// them, and any other note that names them, is blanked whole.
 		step{name: "privacy_request_notes", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
-			var total int64
-			for _, id := range idents {
-				tag, err := tx.Exec(ctx, `UPDATE privacy_request_events SET note = replace(note, $2, '[erased]')
-					WHERE tenant_id = $1 AND strpos(note, $2) > 0`, a.tenant, id)
-				if err != nil {
-					return 0, nil, err
-				}
-				total += tag.RowsAffected()
-			}
-			return total, nil, nil
-		}},
-		step{name: "idempotency_keys", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
-			if len(idents) == 0 {
-				return 0, nil, nil
-			}
-			tag, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND response_body IS NOT NULL
-				AND EXISTS (SELECT FROM unnest($2::text[]) i WHERE position(convert_to(i, 'UTF8') IN response_body) > 0)`,
-				a.tenant.String(), idents)
+			tag, err := tx.Exec(ctx, `UPDATE privacy_request_events SET note = '[erased]'
+				WHERE ctid = ANY(ARRAY(SELECT e.ctid FROM privacy_request_events e
+				  WHERE e.tenant_id = $1 AND e.note NOT IN ('', '[erased]')
+				    AND (e.request_id IN (SELECT id FROM privacy_requests WHERE tenant_id = $1 AND contact_id = $3)
+				         OR EXISTS (SELECT FROM unnest($4::text[]) i WHERE strpos(`+freeText("e.note")+`, i) > 0))
+				  LIMIT $2))`, a.tenant, a.limit, contactID, texts)
 			if err != nil {
 				return 0, nil, err
 			}
-			return tag.RowsAffected(), nil, nil
+			return tag.RowsAffected(), more(tag.RowsAffected(), a.limit), nil
 		}},
+		// Stored idempotent responses that name them go (the request
+		// can no longer be replayed; it would be refused as a duplicate
+		// of nothing and run again, which is what an erasure implies).
+		// Bytes are searched through their escape form, which needs no
+		// valid UTF-8.
+		deleteStep("idempotency_keys", "idempotency_keys",
+			"scope = $1::text AND response_body IS NOT NULL AND EXISTS (SELECT FROM unnest($3::text[]) i WHERE strpos("+
+				freeBytes("response_body")+", i) > 0)", escaped),
 		deleteStep("contacts", "contacts", "tenant_id = $1 AND id = $3", contactID),
 	)
 	return steps
@@ -366,4 +392,59 @@ func (s *Deletions) importFilesStep() step {
 		n := int64(len(keys))
 		return n, more(n, a.limit), nil
 	}}
+}
+
+// minNeedle is the shortest folded identifier searched for in free text:
+// shorter ones ("Al", "Bo") would match too much to mean the person.
+const minNeedle = 5
+
+// freeText folds a text expression for searching: lower case, letters and
+// digits only.
+func freeText(expr string) string {
+	return "regexp_replace(lower(" + expr + "), '[^[:alnum:]]+', '', 'g')"
+}
+
+// freeBytes folds a bytea expression the same way through its escape form
+// (bytes past ASCII become octal digits; see escapeFold).
+func freeBytes(expr string) string {
+	return "regexp_replace(lower(encode(" + expr + ", 'escape')), '[^a-z0-9]+', '', 'g')"
+}
+
+// fold is freeText in Go.
+func fold(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// escapeFold is freeBytes in Go: the lower-cased text's ASCII letters and
+// digits, and each byte past ASCII as its three octal digits.
+func escapeFold(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(strings.ToLower(s)) {
+		switch {
+		case c >= 0x80:
+			fmt.Fprintf(&b, "%03o", c)
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// freeTextNeedles folds the person's identifiers for freeText and
+// freeBytes searches, dropping those too short to mean them.
+func freeTextNeedles(idents []string) (texts, escaped []string) {
+	texts, escaped = []string{}, []string{}
+	for _, id := range idents {
+		if f := fold(id); utf8.RuneCountInString(f) >= minNeedle && !slices.Contains(texts, f) {
+			texts = append(texts, f)
+			escaped = append(escaped, escapeFold(id))
+		}
+	}
+	return texts, escaped
 }

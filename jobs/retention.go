@@ -102,34 +102,56 @@ func (h *RetentionSweep) Sweep(ctx context.Context) (map[string]int64, error) {
 	}
 	now := h.Clock.Now()
 	counts := map[string]int64{}
-	var defaults []db.RetentionPolicy
+	var policies []db.RetentionCutoffsRow
 	err := h.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
-		defaults, err = q.RetentionPolicyDefaults(ctx)
+		policies, err = q.RetentionCutoffs(ctx, now)
 		return err
 	})
 	if err != nil {
 		return counts, fmt.Errorf("read retention policies: %w", err)
 	}
-	byWhat := map[string]db.RetentionPolicy{}
-	for _, p := range defaults {
-		byWhat[p.What] = p
+	defaults := map[string]db.RetentionCutoffsRow{}
+	overrides := map[string][]db.RetentionCutoffsRow{}
+	for _, p := range policies {
+		if p.TenantID == nil {
+			defaults[p.What] = p
+		} else {
+			overrides[p.What] = append(overrides[p.What], p)
+		}
+	}
+	record := func(tg retentionTarget, action string, n int64) error {
+		if n == 0 {
+			return nil
+		}
+		return h.Store.AsSystem(ctx, func(q *db.Queries) error {
+			return q.RetentionRunRecord(ctx, db.RetentionRunRecordParams{RanAt: now, What: tg.what + ":" + tg.table,
+				Action: action, Rows: n})
+		})
 	}
 	for _, tg := range retentionTargets {
-		p, ok := byWhat[tg.what]
+		p, ok := defaults[tg.what]
 		if !ok {
 			continue
 		}
-		n, key, err := h.apply(ctx, tg, p, now, batch)
+		// The default's cutoff and action for every tenant (an override
+		// is stricter, so this is within its policy too), then each
+		// override's own cutoff and action for its tenant (it may delete
+		// where the default anonymises).
+		n, key, err := h.apply(ctx, tg, p.Action, p.Cutoff, nil, batch)
 		counts[key] += n
 		if err != nil {
 			return counts, err
 		}
-		if n > 0 {
-			err := h.Store.AsSystem(ctx, func(q *db.Queries) error {
-				return q.RetentionRunRecord(ctx, db.RetentionRunRecordParams{RanAt: now, What: tg.what + ":" + tg.table,
-					Action: p.Action, Rows: n})
-			})
+		if err := record(tg, p.Action, n); err != nil {
+			return counts, err
+		}
+		for _, o := range overrides[tg.what] {
+			n, key, err := h.apply(ctx, tg, o.Action, o.Cutoff, o.TenantID, batch)
+			counts[key] += n
 			if err != nil {
+				return counts, err
+			}
+			if err := record(tg, o.Action, n); err != nil {
 				return counts, err
 			}
 		}
@@ -143,20 +165,28 @@ func (h *RetentionSweep) Sweep(ctx context.Context) (map[string]int64, error) {
 	return counts, nil
 }
 
-// apply runs one target to the end: first the default cutoff for every
-// tenant (a tenant's override is stricter, so this is within its policy
-// too), then each tenant override's own cutoff. Rows of held tenants and
-// held people are skipped.
-func (h *RetentionSweep) apply(ctx context.Context, tg retentionTarget, p db.RetentionPolicy, now time.Time, batch int) (int64, string, error) {
+// apply runs one target with one action and cutoff to the end, for every
+// tenant or (tenant set) one. Rows of held tenants and held people are
+// skipped.
+func (h *RetentionSweep) apply(ctx context.Context, tg retentionTarget, action string, cutoff time.Time,
+	tenant *uuid.UUID, batch int) (int64, string, error) {
 	key := tg.table
-	anonymise := p.Action == "anonymise" && tg.anonymise != ""
+	anonymise := action == "anonymise" && tg.anonymise != ""
 	if anonymise {
 		key += ":anonymised"
 	}
 	held := `NOT EXISTS (SELECT FROM legal_holds h WHERE h.tenant_id = x.tenant_id AND h.released_at IS NULL`
 	if tg.contactOK {
-		held += ` AND (h.contact_id IS NULL OR h.contact_id = x.contact_id))`
+		// A person's hold keeps the messages linked to them and those
+		// addressed to them without a link.
+		held += ` AND (h.contact_id IS NULL OR h.contact_id = x.contact_id OR x.destination IN (
+			SELECT a FROM contacts c, unnest(ARRAY[c.phone, c.email, lower(c.email)]) a
+			WHERE c.tenant_id = h.tenant_id AND c.id = h.contact_id)))`
 	} else {
+		// Records with no person on them (opt-out records hold only a
+		// keyed hash of an address, which the sweep cannot attribute to
+		// anyone), billing and security logs: any live hold on the
+		// tenant, a person's included, keeps them all.
 		held += `)`
 	}
 	where := fmt.Sprintf("x.%s < $1 AND %s", pgx.Identifier{tg.timeCol}.Sanitize(), held)
@@ -166,71 +196,38 @@ func (h *RetentionSweep) apply(ctx context.Context, tg retentionTarget, p db.Ret
 	if anonymise {
 		where += " AND (x.body <> '' OR x.destination IS NOT NULL OR x.contact_id IS NOT NULL)"
 	}
+	args := []any{cutoff, batch}
+	if tenant != nil {
+		where += " AND x.tenant_id = $3"
+		args = append(args, *tenant)
+	}
 	table := pgx.Identifier{tg.table}.Sanitize()
 	var sql string
 	if anonymise {
-		sql = fmt.Sprintf("UPDATE %s SET %s WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM %s x WHERE %%s LIMIT $2))",
-			table, tg.anonymise, table)
+		sql = fmt.Sprintf("UPDATE %s SET %s WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM %s x WHERE %s LIMIT $2))",
+			table, tg.anonymise, table, where)
 	} else {
-		sql = fmt.Sprintf("DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM %s x WHERE %%s LIMIT $2))", table, table)
+		sql = fmt.Sprintf("DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM %s x WHERE %s LIMIT $2))", table, table, where)
 	}
-	run := func(cond string, cutoff time.Time, args ...any) (int64, error) {
-		var total int64
-		for {
-			if err := ctx.Err(); err != nil {
-				return total, err
-			}
-			var n int64
-			err := h.Store.AsSystemTx(ctx, func(tx pgx.Tx) error {
-				tag, err := tx.Exec(ctx, fmt.Sprintf(sql, cond), append([]any{cutoff, batch}, args...)...)
-				n = tag.RowsAffected()
-				return err
-			})
-			total += n
-			if err != nil {
-				return total, fmt.Errorf("retention %s: %w", tg.table, err)
-			}
-			if n < int64(batch) {
-				return total, nil
-			}
-		}
-	}
-	total, err := run(where, now.AddDate(0, 0, -int(p.Days)))
-	if err != nil {
-		return total, key, err
-	}
-	// Tenants with a stricter override of this policy.
-	type override struct {
-		tenant uuid.UUID
-		days   int32
-	}
-	var overrides []override
-	err = h.Store.AsSystemTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT tenant_id, days FROM retention_policies WHERE tenant_id IS NOT NULL AND what = $1`, tg.what)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var o override
-			if err := rows.Scan(&o.tenant, &o.days); err != nil {
-				return err
-			}
-			overrides = append(overrides, o)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return total, key, err
-	}
-	for _, o := range overrides {
-		n, err := run(where+" AND x.tenant_id = $3", now.AddDate(0, 0, -int(o.days)), o.tenant)
-		total += n
-		if err != nil {
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
 			return total, key, err
 		}
+		var n int64
+		err := h.Store.AsSystemTx(ctx, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, sql, args...)
+			n = tag.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil {
+			return total, key, fmt.Errorf("retention %s: %w", tg.table, err)
+		}
+		if n < int64(batch) {
+			return total, key, nil
+		}
 	}
-	return total, key, nil
 }
 
 // trimArchive deletes asynq's archived tasks older than the retention.

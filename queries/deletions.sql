@@ -17,16 +17,21 @@ SELECT * FROM deletions WHERE tenant_id = @tenant_id AND id = @id FOR UPDATE;
 -- name: DeletionLiveForTenant :one
 SELECT * FROM deletions WHERE tenant_id = @tenant_id AND scope = 'tenant' AND status IN ('scheduled', 'running');
 
--- DeletionListDue is the scan: deletions whose time has come, oldest first.
+-- DeletionListDue is the scan: deletions whose time has come, oldest
+-- first, one page after (after_time, after_id): the scan pages past
+-- deletions a legal hold keeps waiting, so they never block the others.
 -- name: DeletionListDue :many
-SELECT id, tenant_id, minor FROM deletions
+SELECT id, tenant_id, minor, purge_after FROM deletions
 WHERE status IN ('scheduled', 'running') AND purge_after <= @now
-ORDER BY purge_after
+  AND (purge_after, id) > (@after_time::timestamptz, @after_id::uuid)
+ORDER BY purge_after, id
 LIMIT @max_rows;
 
 -- name: DeletionHeld :exec
 UPDATE deletions
-SET hold_id = @hold_id, hold_reason = @hold_reason, held_since = coalesce(held_since, @now::timestamptz),
+SET hold_id = @hold_id, hold_reason = @hold_reason,
+    -- A new wait (none before, or the last one ended) starts now.
+    held_since = CASE WHEN held_since IS NULL OR held_until IS NOT NULL THEN @now::timestamptz ELSE held_since END,
     held_until = NULL, updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id;
 

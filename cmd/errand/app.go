@@ -161,7 +161,7 @@ func (a *app) worker() *jobs.Worker {
 }
 
 func (a *app) scheduler() *periodic.Scheduler {
-	return &periodic.Scheduler{Client: a.client, Clock: a.clock, Logger: a.logger, Entries: jobs.Periodic(a.cfg.DispatchInterval)}
+	return &periodic.Scheduler{Client: a.client, Clock: a.clock, Logger: a.logger, Entries: jobs.Periodic(a.cfg.DispatchInterval, a.cfg.DeletionScanInterval)}
 }
 
 func (a *app) close() {

@@ -72,7 +72,7 @@ func runPurge(ctx context.Context, env *Env, scale float64) ([]Row, error) {
 		d := jobs.NewDeletions(deps)
 		var jl time.Duration
 		s, err := env.Measure(ctx, func() (int, error) {
-			del, err := d.Start(ctx, job, jobs.DeletionScopeTenant, nil, "bench", nil)
+			del, err := d.Start(ctx, job, jobs.DeletionScopeTenant, nil, jobs.DeletionReasonOther, nil)
 			if err != nil {
 				return 0, err
 			}

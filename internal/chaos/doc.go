@@ -1,7 +1,7 @@
 // Package chaos holds Errand's chaos suite (its tests): real errand
 // processes against a private Redis, a fresh database (or a private
 // PostgreSQL) and fake providers, while faults are injected — SIGKILL of a
-// worker mid-job, FLUSHALL and restarts of Redis, a PostgreSQL restart,
+// worker mid-job (send, import, export, purge), FLUSHALL and restarts of Redis, a PostgreSQL restart,
 // Redis slower than asynq's lease, provider timeouts after acceptance, a
 // Sentinel failover (master, replica and sentinel on loopback), and a
 // three-node Redis Cluster, also with one node restarting empty.

@@ -39,6 +39,7 @@ type Config struct {
 	ExportTTL         time.Duration // ERRAND_EXPORT_TTL: how long export files are kept
 	// Deletions and retention.
 	DeletionGrace         time.Duration // ERRAND_DELETION_GRACE: a cancelled tenant's grace period before its purge
+	DeletionScanInterval  time.Duration // ERRAND_DELETION_SCAN_INTERVAL: how often due (or interrupted) deletions are run
 	PurgeBatch            int           // ERRAND_PURGE_BATCH: rows per transaction of purges, erasures and the retention sweep
 	ArchivedTaskRetention time.Duration // ERRAND_ARCHIVED_TASK_RETENTION: how long asynq keeps tasks that gave up
 	LogLevel              slog.Level    // ERRAND_LOG_LEVEL
@@ -160,6 +161,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ExportTTL: dur("ERRAND_EXPORT_TTL", 7*24*time.Hour),
 
 		DeletionGrace:         dur("ERRAND_DELETION_GRACE", 90*24*time.Hour),
+		DeletionScanInterval:  dur("ERRAND_DELETION_SCAN_INTERVAL", 15*time.Minute),
 		PurgeBatch:            num("ERRAND_PURGE_BATCH", 2000),
 		ArchivedTaskRetention: dur("ERRAND_ARCHIVED_TASK_RETENTION", 30*24*time.Hour),
 

@@ -73,6 +73,9 @@ type Contact struct {
 	ExternalID string    // the tenant's ID for them, as the API shows it
 	SMSHash    []byte    // pseudonym of their phone number; nil without one
 	EmailHash  []byte    // pseudonym of their email address; nil without one
+	// PhoneDigits are their phone number as digits, as it may be typed
+	// in free text (normalize.PhoneDigits); digits only.
+	PhoneDigits []string
 }
 
 // Progress is how far an export has come.
@@ -261,7 +264,8 @@ func (e *Exporter) plan(r Request) ([]Source, []string, error) {
 	if r.Contact != nil {
 		vals = append(vals, "{{contact_id}}", uuidLiteral(r.Contact.ID),
 			"{{contact_sms_hash}}", byteaLiteral(r.Contact.SMSHash),
-			"{{contact_email_hash}}", byteaLiteral(r.Contact.EmailHash))
+			"{{contact_email_hash}}", byteaLiteral(r.Contact.EmailHash),
+			"{{contact_phone_digits}}", digitsLiteral(r.Contact.PhoneDigits))
 	}
 	fill := strings.NewReplacer(vals...)
 	var sources []Source
@@ -294,6 +298,18 @@ func byteaLiteral(b []byte) string {
 		return "NULL::bytea"
 	}
 	return `'\x` + hex.EncodeToString(b) + "'::bytea"
+}
+
+// digitsLiteral renders digit strings as a text[] literal; anything but
+// digits is left out, so nothing a caller typed can reach the SQL.
+func digitsLiteral(ds []string) string {
+	var parts []string
+	for _, d := range ds {
+		if d != "" && strings.Trim(d, "0123456789") == "" {
+			parts = append(parts, "'"+d+"'")
+		}
+	}
+	return "ARRAY[" + strings.Join(parts, ",") + "]::text[]"
 }
 
 // fileName is the source's file in the archive and its format.

@@ -10,6 +10,8 @@ package export
 //	{{contact_id}}          the person's contact row ID (uuid; contact exports)
 //	{{contact_sms_hash}}    pseudonym of the person's phone number (bytea, or NULL)
 //	{{contact_email_hash}}  pseudonym of the person's email address (bytea, or NULL)
+//	{{contact_phone_digits}} the person's phone as digit strings (text[]: with and
+//	                        without the country code; empty without a phone)
 //
 // Opt-out records are kept by pseudonym (internal/pseudonym), so a contact
 // export matches them through the pseudonyms of the contact's phone and
@@ -132,6 +134,13 @@ func Sources() []Source {
 			Description: "One-time code requests: channel, destination, status, attempts, times (codes are never stored, only a keyed hash, which is left out).",
 			Tenant: `SELECT id, channel, destination, status, attempts, max_attempts, reason, expires_at, approved_at, created_at
 				FROM verifications WHERE tenant_id = {{tenant_id}}`,
+			// Codes sent to the person's phone or email, matched through
+			// the pseudonym each verification keeps of its destination.
+			Contact: `SELECT id, channel, destination, status, attempts, max_attempts, reason, expires_at, approved_at, created_at
+				FROM verifications WHERE tenant_id = {{tenant_id}}
+				  AND ((channel = 'sms' AND destination_hash = {{contact_sms_hash}})
+				    OR (channel = 'email' AND destination_hash = {{contact_email_hash}}))
+				ORDER BY created_at`,
 		},
 		{
 			Name: "credentials", File: "credentials",
@@ -173,6 +182,26 @@ func Sources() []Source {
 					unknown_columns, rows_total, rows_created, rows_updated, rows_rejected, rows_duplicates, progress,
 					error, created_at, finished_at, files_expire_at
 				FROM imports WHERE tenant_id = {{tenant_id}} ORDER BY created_at`,
+		},
+		{
+			// A person's export only: the rows of client-list imports that
+			// were rejected and name them — a cell that is their name (case
+			// and spacing aside), their email, or their phone as typed
+			// (its digits). Whole cells, not substrings: what another
+			// person's row holds must not reach this one's export.
+			// Rejected rows are kept 7 days after each import.
+			Name: "import_errors", File: "rejected_import_rows",
+			Description: "Rows of client-list imports that were rejected and name this person: the import, " +
+				"the line, why it was rejected, and the cells as uploaded.",
+			Contact: `SELECT e.import_id, e.line, e.reason, e.raw
+				FROM import_errors e JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = {{contact_id}}
+				WHERE e.tenant_id = {{tenant_id}}
+				  AND EXISTS (SELECT FROM jsonb_array_elements_text(e.raw) cell
+				    WHERE (length(btrim(c.name)) >= 3
+				           AND lower(regexp_replace(btrim(cell), '\s+', ' ', 'g')) = lower(regexp_replace(btrim(c.name), '\s+', ' ', 'g')))
+				       OR lower(btrim(cell)) = lower(c.email)
+				       OR regexp_replace(cell, '\D', '', 'g') = ANY({{contact_phone_digits}}))
+				ORDER BY e.import_id, e.line`,
 		},
 		{
 			Name: "exports", File: "exports",

@@ -349,16 +349,28 @@ func (l *Local) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-// DeletePrefix removes every file whose key starts with prefix (a folder
-// such as "tenants/<id>/"), partial files included, and reports how many
-// it removed. Removing what is already gone is no error.
-func (l *Local) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+// DeletePrefixStep is one bounded, resumable step of deleting a folder
+// (prefix, such as "tenants/<id>/") with an exact count of what it held.
+// Files are taken in walk order (KeyLess). It removes the files at or
+// before done that are still there — the ones an earlier step returned —
+// and returns, without removing them, up to limit files after done. The
+// caller counts those and records the last as its new done in one
+// transaction; the next step removes them. When a step returns nothing,
+// every file is gone, and so is the folder.
+//
+// So a crash never loses or doubles a count: a file is counted once, when
+// done passes it (committed with the count), and removed after that.
+// Partial files of unfinished writes are files like any other here.
+func (l *Local) DeletePrefixStep(ctx context.Context, prefix, done string, limit int) ([]string, error) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	p, err := l.path(prefix)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	if limit <= 0 {
+		limit = 1000
+	}
+	var next []string
 	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -372,19 +384,45 @@ func (l *Local) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 		if d.IsDir() {
 			return nil
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		rel, err := filepath.Rel(l.dir, path)
+		if err != nil {
 			return err
 		}
-		n++
+		key := filepath.ToSlash(rel)
+		if done != "" && !KeyLess(done, key) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
+		}
+		next = append(next, key)
+		if len(next) == limit {
+			return fs.SkipAll
+		}
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("filestore: delete %s: %w", prefix, err)
+		return nil, fmt.Errorf("filestore: delete %s: %w", prefix, err)
 	}
-	if err := os.RemoveAll(p); err != nil {
-		return n, fmt.Errorf("filestore: delete %s: %w", prefix, err)
+	if len(next) == 0 {
+		if err := os.RemoveAll(p); err != nil {
+			return nil, fmt.Errorf("filestore: delete %s: %w", prefix, err)
+		}
 	}
-	return n, nil
+	return next, nil
+}
+
+// KeyLess orders keys as a walk of the store meets them: by path element,
+// each compared byte by byte ("a/b" before "a.txt", as the folder "a"
+// comes before the file "a.txt").
+func KeyLess(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if as[i] != bs[i] {
+			return as[i] < bs[i]
+		}
+	}
+	return len(as) < len(bs)
 }
 
 // Exists implements Store.

@@ -149,3 +149,61 @@ func TestShortSecretRefused(t *testing.T) {
 	_, err := filestore.NewLocal(t.TempDir(), "short")
 	require.Error(t, err)
 }
+
+// Deleting a folder step by step, with the caller's count and position
+// committed (or lost, as in a crash) after each step: every file is
+// counted exactly once, all are removed (partial files included), the
+// folder goes, and nothing outside it is touched.
+func TestDeletePrefixStepCountsEachFileOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, dir := newStore(t)
+	put := func(key string) {
+		_, err := filestore.Put(ctx, s, key, bytes.NewReader([]byte("data of "+key)))
+		require.NoError(t, err)
+	}
+	keys := []string{"tenants/t1/a.txt", "tenants/t1/a/b.csv", "tenants/t1/a/c/d.zip", "tenants/t1/exports/e-1.zip",
+		"tenants/t1/exports/e-2.zip", "tenants/t1/imports/i.csv", "tenants/t1/credentials/x", "tenants/t1/z"}
+	for _, k := range keys {
+		put(k)
+	}
+	w, err := s.Create(ctx, "tenants/t1/exports/e-3.zip") // a write that never finished
+	require.NoError(t, err)
+	_, err = w.Write([]byte("half"))
+	require.NoError(t, err)
+	put("tenants/t2/keep.csv")
+	put("tenants/t10/keep.csv")
+
+	done, counted := "", 0
+	for step := 0; ; step++ {
+		require.Less(t, step, 100, "the steps end")
+		next, err := s.DeletePrefixStep(ctx, "tenants/t1/", done, 3)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(next), 3, "bounded")
+		if len(next) == 0 {
+			break
+		}
+		for i := range next {
+			require.True(t, done == "" || filestore.KeyLess(done, next[i]), "after the position: %s", next[i])
+			if i > 0 {
+				require.True(t, filestore.KeyLess(next[i-1], next[i]), "in walk order")
+			}
+		}
+		if step%3 == 1 {
+			continue // the transaction with this count was lost: nothing recorded
+		}
+		counted += len(next)
+		done = next[len(next)-1]
+	}
+	require.Equal(t, len(keys)+1, counted, "every file once, the partial one included")
+	_, err = os.Stat(filepath.Join(dir, "tenants", "t1"))
+	require.ErrorIs(t, err, os.ErrNotExist, "the folder is gone")
+	for _, k := range []string{"tenants/t2/keep.csv", "tenants/t10/keep.csv"} {
+		ok, err := s.Exists(ctx, k)
+		require.NoError(t, err)
+		require.True(t, ok, k)
+	}
+	require.True(t, filestore.KeyLess("a/b", "a.txt"))
+	require.True(t, filestore.KeyLess("a.txt", "b/c"))
+	require.False(t, filestore.KeyLess("a/b", "a/b"))
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -107,13 +108,14 @@ func (s *Server) handleDeletionCreate(w http.ResponseWriter, r *http.Request) er
 	default:
 		problems["scope"] = `must be "tenant" or "contact"`
 	}
-	reason := ""
+	// The reason is a word, not free text: the deletion record outlives
+	// the data and must not carry it.
+	reason := jobs.DeletionReasonRequest
 	if req.Reason != nil {
-		reason = strings.TrimSpace(*req.Reason)
-		if utf8.RuneCountInString(reason) > 500 || !utf8.ValidString(reason) {
-			problems["reason"] = "at most 500 characters"
-		}
-		if reason == jobs.DeletionReasonMinor && req.Scope != jobs.DeletionScopeContact {
+		reason = *req.Reason
+		if !slices.Contains(jobs.DeletionReasons, reason) {
+			problems["reason"] = `must be "request", "minor" or "other" (no free text: the deletion record outlives the data)`
+		} else if reason == jobs.DeletionReasonMinor && req.Scope != jobs.DeletionScopeContact {
 			problems["reason"] = `"minor" is for scope "contact": a child's data`
 		}
 	}
@@ -256,8 +258,14 @@ func (s *Server) handleLegalHoldPlace(w http.ResponseWriter, r *http.Request) er
 		}
 		contactID = &c.ID
 	}
-	h, err := s.Store.Q().LegalHoldPlace(r.Context(), db.LegalHoldPlaceParams{TenantID: tenantID, ContactID: contactID,
-		Reason: reason, PlacedBy: placedBy, Now: s.Clock.Now()})
+	// legal_holds has row-level security (a deletion reads it in its
+	// tenant's scope); the admin writes it as the system.
+	var h db.LegalHold
+	err = s.Store.AsSystem(r.Context(), func(q *db.Queries) (err error) {
+		h, err = q.LegalHoldPlace(r.Context(), db.LegalHoldPlaceParams{TenantID: tenantID, ContactID: contactID,
+			Reason: reason, PlacedBy: placedBy, Now: s.Clock.Now()})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -273,10 +281,18 @@ func (s *Server) handleLegalHoldRelease(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return errNoHold
 	}
-	h, err := s.Store.Q().LegalHoldRelease(r.Context(), db.LegalHoldReleaseParams{ReleasedBy: ptrTo("admin"),
-		Now: ptrTo(s.Clock.Now()), ID: id})
+	var h db.LegalHold
+	var gerr error
+	err = s.Store.AsSystem(r.Context(), func(q *db.Queries) error {
+		h, err = q.LegalHoldRelease(r.Context(), db.LegalHoldReleaseParams{ReleasedBy: ptrTo("admin"),
+			Now: ptrTo(s.Clock.Now()), ID: id})
+		if db.IsNotFound(err) {
+			_, gerr = q.LegalHoldGet(r.Context(), id)
+		}
+		return err
+	})
 	if db.IsNotFound(err) {
-		if _, gerr := s.Store.Q().LegalHoldGet(r.Context(), id); db.IsNotFound(gerr) {
+		if db.IsNotFound(gerr) {
 			return errNoHold
 		}
 		return &fault.Error{Code: fault.Conflict, Subcode: "hold_released", Message: "this legal hold is already released"}
@@ -294,10 +310,12 @@ func (s *Server) handleLegalHoldRelease(w http.ResponseWriter, r *http.Request) 
 func ptrTo[T any](v T) *T { return &v }
 
 type retentionPolicyJSON struct {
-	What        string `json:"what"`
-	Days        int32  `json:"days"`
-	DefaultDays int32  `json:"default_days"`
-	MinDays     int32  `json:"min_days"`
+	What string `json:"what"`
+	// Keep, DefaultKeep and MinKeep are calendar intervals ("3 years",
+	// "30 days").
+	Keep        string `json:"keep"`
+	DefaultKeep string `json:"default_keep"`
+	MinKeep     string `json:"min_keep"`
 	Action      string `json:"action"`
 	Overridden  bool   `json:"overridden"`
 	Note        string `json:"note"`
@@ -323,7 +341,7 @@ func (s *Server) writeRetentionPolicies(w http.ResponseWriter, r *http.Request, 
 	}
 	out := make([]retentionPolicyJSON, 0, len(rows))
 	for _, p := range rows {
-		out = append(out, retentionPolicyJSON{What: p.What, Days: p.Days, DefaultDays: p.DefaultDays, MinDays: p.MinDays,
+		out = append(out, retentionPolicyJSON{What: p.What, Keep: p.Keep, DefaultKeep: p.DefaultKeep, MinKeep: p.MinKeep,
 			Action: p.Action, Overridden: p.Overridden, Note: p.Note})
 	}
 	encode(w, http.StatusOK, map[string]any{"tenant_id": tenantID.String(), "policies": out})
@@ -343,8 +361,8 @@ type retentionOverride struct {
 	Action string `json:"action"`
 }
 
-// handleRetentionPolicyPut tightens one of a tenant's policies: fewer days
-// than the default (never below its legal floor), and delete where the
+// handleRetentionPolicyPut tightens one of a tenant's policies: a number
+// of days no longer than the default (never below its legal floor), and delete where the
 // default deletes. The database refuses anything looser too.
 func (s *Server) handleRetentionPolicyPut(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.adminTenantID(r)
@@ -370,8 +388,9 @@ func (s *Server) handleRetentionPolicyPut(w http.ResponseWriter, r *http.Request
 		return fault.New(fault.NotFound, "no retention policy with this name (message_logs, opt_out_records, billing_records, security_logs)")
 	}
 	problems := map[string]string{}
-	if req.Days == nil || *req.Days > def.Days || *req.Days < def.MinDays {
-		problems["days"] = "an override may only be stricter: between the legal floor and the default (see GET)"
+	stricter := "an override may only be stricter: between the legal floor and the default (see GET)"
+	if req.Days == nil || *req.Days < 0 {
+		problems["days"] = stricter
 	}
 	if req.Action == "" {
 		req.Action = def.Action
@@ -384,8 +403,13 @@ func (s *Server) handleRetentionPolicyPut(w http.ResponseWriter, r *http.Request
 	if len(problems) > 0 {
 		return fault.Fields(problems)
 	}
+	// The database decides whether the days lie between the floor and
+	// the default (calendar intervals: "3 years" is 1095 or 1096 days).
+	// The action was checked above, so its refusal is about the days.
 	if _, err := s.Store.Q().RetentionPolicyOverride(r.Context(), db.RetentionPolicyOverrideParams{TenantID: &id,
-		What: what, Days: *req.Days, Action: req.Action, Now: s.Clock.Now()}); err != nil {
+		What: what, Days: *req.Days, Action: req.Action, Now: s.Clock.Now()}); db.IsCheckViolation(err) {
+		return fault.Fields(map[string]string{"days": stricter})
+	} else if err != nil {
 		return err
 	}
 	return s.writeRetentionPolicies(w, r, id)

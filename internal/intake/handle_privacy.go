@@ -28,7 +28,7 @@ import (
 // request stays approved, awaiting fulfilment, and its deadline is still
 // watched.
 type DeletionStarter interface {
-	StartDeletion(ctx context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID, reason string,
+	StartDeletion(ctx context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID,
 		privacyRequestID uuid.UUID) (deletionID uuid.UUID, err error)
 }
 
@@ -394,8 +394,7 @@ func (s *Server) handlePrivacyRequestTransition(w http.ResponseWriter, r *http.R
 // feature and records the link. On failure the request stays approved;
 // approving it again retries.
 func (s *Server) startDeletion(ctx context.Context, pr db.PrivacyRequest) error {
-	deletionID, err := s.Deletions.StartDeletion(ctx, pr.TenantID, pr.Subject, pr.ContactID,
-		"privacy request "+pr.ID.String(), pr.ID)
+	deletionID, err := s.Deletions.StartDeletion(ctx, pr.TenantID, pr.Subject, pr.ContactID, pr.ID)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "could not start the deletion of a privacy request", "privacy_request_id", pr.ID, "err", err)
 		return &fault.Error{Code: fault.Unavailable, RetryAfter: 30,

@@ -87,7 +87,7 @@ type fakeDeletions struct {
 	id    uuid.UUID
 }
 
-func (d *fakeDeletions) StartDeletion(_ context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID, _ string, requestID uuid.UUID) (uuid.UUID, error) {
+func (d *fakeDeletions) StartDeletion(_ context.Context, tenantID uuid.UUID, scope string, contactID *uuid.UUID, requestID uuid.UUID) (uuid.UUID, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, scope+":"+requestID.String())

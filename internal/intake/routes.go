@@ -79,8 +79,10 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/exports/{id}", s.tenant(s.handleExportGet, allowCancelled))
 	m.Handle("GET /v1/exports/{id}/download", s.serve(s.handleExportDownload))
 	m.Handle("POST /v1/privacy-requests", s.tenant(s.idempotent(s.handlePrivacyRequestCreate)))
-	m.Handle("GET /v1/privacy-requests", s.tenant(s.handlePrivacyRequestList))
-	m.Handle("GET /v1/privacy-requests/{id}", s.tenant(s.handlePrivacyRequestGet))
+	// A cancelled tenant can still read its requests (a deletion request
+	// cancels the account and is fulfilled by the purge).
+	m.Handle("GET /v1/privacy-requests", s.tenant(s.handlePrivacyRequestList, allowCancelled))
+	m.Handle("GET /v1/privacy-requests/{id}", s.tenant(s.handlePrivacyRequestGet, allowCancelled))
 	m.Handle("POST /v1/privacy-requests/{id}/transitions", s.tenant(s.idempotent(s.handlePrivacyRequestTransition)))
 	m.Handle("GET /admin/v1/privacy-requests", s.admin(s.handleAdminPrivacyRequests))
 	m.Handle("PUT /admin/v1/tenants/{id}/privacy-settings", s.admin(s.handleAdminPrivacySettings))

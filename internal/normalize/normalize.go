@@ -68,3 +68,20 @@ func Email(raw string) (string, error) {
 	}
 	return local + "@" + domain, nil
 }
+
+// PhoneDigits returns the digit strings a stored E.164 phone is typed as
+// in free text, longest first: the whole number without its "+" and the
+// national number ("13125550199" and "3125550199" for +13125550199), so a
+// search that ignores spaces and punctuation finds "(312) 555-0199" too.
+func PhoneDigits(e164 string) []string {
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return nil
+	}
+	whole := strings.TrimPrefix(phonenumbers.Format(num, phonenumbers.E164), "+")
+	national := phonenumbers.GetNationalSignificantNumber(num)
+	if national == "" || national == whole {
+		return []string{whole}
+	}
+	return []string{whole, national}
+}

@@ -191,7 +191,7 @@ func (a *App) StartWorker(concurrency int) *jobs.Worker {
 
 // Scheduler returns a periodic scheduler on the app's clock.
 func (a *App) Scheduler() *periodic.Scheduler {
-	return &periodic.Scheduler{Client: a.Client, Clock: a.Clock, Logger: a.Logger, Entries: jobs.Periodic(15 * time.Second)}
+	return &periodic.Scheduler{Client: a.Client, Clock: a.Clock, Logger: a.Logger, Entries: jobs.Periodic(15*time.Second, 0)}
 }
 
 // Tenant is a tenant and a live API key for it.
