@@ -216,7 +216,7 @@ func (q *Queries) DeletionHeld(ctx context.Context, arg DeletionHeldParams) erro
 }
 
 const deletionList = `-- name: DeletionList :many
-SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at FROM deletions
+SELECT id, tenant_id, scope, contact_id, reason, minor, status, purge_after, privacy_request_id, counts, step, cursor, hold_id, hold_reason, held_since, held_until, restored_messages, expired_messages, enqueued_at, started_at, completed_at, cancelled_at, created_at, updated_at, file_cursor FROM deletions
 WHERE tenant_id = $1 AND (created_at, id) < ($2::timestamptz, $3::uuid)
 ORDER BY created_at DESC, id DESC
 LIMIT $4
@@ -269,6 +269,7 @@ func (q *Queries) DeletionList(ctx context.Context, arg DeletionListParams) ([]D
 			&i.CancelledAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.FileCursor,
 		); err != nil {
 			return nil, err
 		}

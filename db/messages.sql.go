@@ -575,7 +575,7 @@ func (q *Queries) MessageHold(ctx context.Context, arg MessageHoldParams) error 
 }
 
 const messageListForContact = `-- name: MessageListForContact :many
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id FROM messages
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at FROM messages
 WHERE tenant_id = $1 AND contact_id = $2
   AND (created_at, id) < ($3::timestamptz, $4::uuid)
 ORDER BY created_at DESC, id DESC
@@ -634,6 +634,7 @@ func (q *Queries) MessageListForContact(ctx context.Context, arg MessageListForC
 			&i.BatchID,
 			&i.NoticeID,
 			&i.DeletionID,
+			&i.FirstClaimedAt,
 		); err != nil {
 			return nil, err
 		}
