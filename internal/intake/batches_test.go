@@ -282,7 +282,7 @@ func TestDueScanTopsUpBulkWindows(t *testing.T) {
 	require.Equal(t, 2, scan(t, app).Enqueued, "each tenant's due message, in one pass")
 }
 
-// A batch's messages are listed page by page (in ID order, ?after= the
+// A batch's messages are listed page by page (in ID order, ?cursor= the
 // last one seen), each with its contact, status, send time and reason;
 // another tenant's batch is a 404.
 func TestBatchMessagesAreListed(t *testing.T) {
@@ -311,7 +311,7 @@ func TestBatchMessagesAreListed(t *testing.T) {
 	}
 	type page struct {
 		Messages  []item  `json:"messages"`
-		NextAfter *string `json:"next_after"`
+		NextAfter *string `json:"next_cursor"`
 	}
 	var all []item
 	path := "/v1/message-batches/" + batch + "/messages?limit=2"
@@ -325,7 +325,7 @@ func TestBatchMessagesAreListed(t *testing.T) {
 		if p.NextAfter == nil {
 			break
 		}
-		path = "/v1/message-batches/" + batch + "/messages?limit=2&after=" + *p.NextAfter
+		path = "/v1/message-batches/" + batch + "/messages?limit=2&cursor=" + *p.NextAfter
 	}
 	require.Len(t, all, 5)
 	byContact := map[string]item{}
@@ -348,5 +348,5 @@ func TestBatchMessagesAreListed(t *testing.T) {
 	requireError(t, other.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages", nil), 404, "not_found")
 	requireError(t, s.do(t, http.MethodGet, "/v1/message-batches/not-a-batch/messages", nil), 404, "not_found")
 	requireFields(t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages?limit=0", nil), "limit")
-	requireFields(t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages?after=xyz", nil), "after")
+	requireFields(t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages?cursor=xyz", nil), "cursor")
 }

@@ -207,17 +207,16 @@ func (s *Server) handleContactMessages(w http.ResponseWriter, r *http.Request) e
 	var rows []db.Message
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.MessageListForContact(r.Context(), db.MessageListForContactParams{TenantID: p.TenantID,
-			ContactID: &c.ID, BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+			ContactID: &c.ID, BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	rows, next := cut(pg, rows, func(x db.Message) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
 	out := make([]messageJSON, len(rows))
-	var next *string
 	for i, m := range rows {
 		out[i] = messageView(m, &c.ExternalID)
-		next = pg.nextCursor(len(rows), m.CreatedAt, m.ID)
 	}
 	encode(w, http.StatusOK, map[string]any{"messages": out, "next_cursor": next})
 	return nil

@@ -439,17 +439,16 @@ func (s *Server) handleDeletionList(w http.ResponseWriter, r *http.Request) erro
 	var rows []db.Deletion
 	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.DeletionList(r.Context(), db.DeletionListParams{TenantID: p.TenantID,
-			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	rows, next := cut(pg, rows, func(x db.Deletion) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
 	out := make([]deletionJSON, len(rows))
-	var next *string
 	for i, row := range rows {
 		out[i] = deletionView(row)
-		next = pg.nextCursor(len(rows), row.CreatedAt, row.ID)
 	}
 	encode(w, http.StatusOK, map[string]any{"deletions": out, "next_cursor": next})
 	return nil

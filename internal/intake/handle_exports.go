@@ -248,17 +248,16 @@ func (s *Server) handleExportList(w http.ResponseWriter, r *http.Request) error 
 	var rows []db.ExportListRow
 	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.ExportList(r.Context(), db.ExportListParams{TenantID: p.TenantID,
-			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	rows, next := cut(pg, rows, func(x db.ExportListRow) (time.Time, uuid.UUID) { return x.Export.CreatedAt, x.Export.ID })
 	out := make([]exportJSON, len(rows))
-	var next *string
 	for i, row := range rows {
 		out[i] = s.exportView(row.Export, row.ContactExternalID)
-		next = pg.nextCursor(len(rows), row.Export.CreatedAt, row.Export.ID)
 	}
 	w.Header().Set("Cache-Control", "no-store") // the body holds live links
 	encode(w, http.StatusOK, map[string]any{"exports": out, "next_cursor": next})

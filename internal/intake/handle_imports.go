@@ -349,17 +349,16 @@ func (s *Server) handleImportList(w http.ResponseWriter, r *http.Request) error 
 	var rows []db.Import
 	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.ImportList(r.Context(), db.ImportListParams{TenantID: p.TenantID,
-			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.Limit})
+			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	rows, next := cut(pg, rows, func(x db.Import) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
 	out := make([]importJSON, len(rows))
-	var next *string
 	for i, row := range rows {
 		out[i] = importView(row)
-		next = pg.nextCursor(len(rows), row.CreatedAt, row.ID)
 	}
 	encode(w, http.StatusOK, map[string]any{"imports": out, "next_cursor": next})
 	return nil

@@ -170,7 +170,8 @@ type batchMessageJSON struct {
 
 // handleBatchMessages lists a batch's messages, each with its contact,
 // status, send time and reason, in ID order: ?limit= a page (default 100,
-// at most 1000), ?after= the next_after of the page before.
+// at most 1000), ?cursor= the next_cursor of the page before (the same
+// names as every other list).
 func (s *Server) handleBatchMessages(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	id, err := uuid.Parse(r.PathValue("id"))
@@ -187,9 +188,9 @@ func (s *Server) handleBatchMessages(w http.ResponseWriter, r *http.Request) err
 		}
 		params.MaxRows = int32(n)
 	}
-	if v := q.Get("after"); v != "" {
+	if v := q.Get("cursor"); v != "" {
 		if params.After, err = uuid.Parse(v); err != nil {
-			problems["after"] = "the next_after of the previous page"
+			problems["cursor"] = "is not a cursor this API returned; pass next_cursor from the previous page"
 		}
 	}
 	if len(problems) > 0 {
@@ -221,7 +222,7 @@ func (s *Server) handleBatchMessages(w http.ResponseWriter, r *http.Request) err
 	for i, m := range rows {
 		out[i] = batchMessageJSON{ID: m.ID.String(), ContactID: m.ContactExternalID, Status: m.Status, SendAt: m.SendAt, Error: m.Error}
 	}
-	encode(w, http.StatusOK, map[string]any{"messages": out, "next_after": next})
+	encode(w, http.StatusOK, map[string]any{"messages": out, "next_cursor": next})
 	return nil
 }
 

@@ -54,14 +54,20 @@ func readPage(r *http.Request, problems map[string]string) page {
 	return p
 }
 
-// nextCursor is the cursor of the page after one that ended with the
-// item (at, id), or nil when the page was not full (nothing follows).
-func (p page) nextCursor(n int, at time.Time, id uuid.UUID) *string {
-	if n < int(p.Limit) {
-		return nil
+// fetch is how many rows to read for the page: one more than it holds,
+// which says whether another page follows.
+func (p page) fetch() int32 { return p.Limit + 1 }
+
+// cut trims rows read with fetch to the page and returns the cursor of the
+// next page, or nil on the last one. at gives a row's (created_at, id).
+func cut[T any](p page, rows []T, at func(T) (time.Time, uuid.UUID)) ([]T, *string) {
+	if len(rows) <= int(p.Limit) {
+		return rows, nil
 	}
-	c := base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
-	return &c
+	rows = rows[:p.Limit]
+	t, id := at(rows[len(rows)-1])
+	c := base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+	return rows, &c
 }
 
 func parseCursor(v string) (time.Time, uuid.UUID, bool) {
