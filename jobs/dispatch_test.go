@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,6 +238,42 @@ func TestShutdownMidSend(t *testing.T) {
 			require.Equal(t, 1, f.app.Twilio.Count(), "sent exactly once")
 		})
 	}
+}
+
+// A job running when the worker is told to stop, and finishing within the
+// shutdown timeout, completes: the message ends sent, once, and its task
+// is not handed back to the queue.
+func TestShutdownLetsARunningJobFinish(t *testing.T) {
+	f := setup(t)
+	release := make(chan struct{})
+	f.app.Twilio.FailNext(1, fakes.Fault{Hold: release}) // the send waits for the test
+	w := jobs.NewWorker(f.app.RedisOpt, jobs.WorkerConfig{Concurrency: 1, ShutdownTimeout: time.Minute,
+		TaskCheckInterval: 20 * time.Millisecond}, f.app.Deps)
+	require.NoError(t, w.Start())
+	m := f.create(t, "sms", "Finish me", f.app.Clock.Now())
+	f.app.Eventually(5*time.Second, "send in flight", func() bool { return f.app.Twilio.Requests() > 0 })
+
+	w.Stop()
+	stopped := make(chan struct{})
+	go func() { w.Shutdown(); close(stopped) }()
+	f.app.Eventually(5*time.Second, "shutdown begun", func() bool {
+		return strings.Contains(f.app.Logs.String(), "worker stopping")
+	})
+	select {
+	case <-stopped:
+		t.Fatal("shutdown returned while a job was running, well within its timeout")
+	default:
+	}
+	require.Equal(t, "sending", f.status(t, m).Status)
+	close(release)
+	<-stopped
+
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.EqualValues(t, 1, got.Attempts)
+	require.Equal(t, 1, f.app.Twilio.Count())
+	st, ok := taskState(t, f, m)
+	require.False(t, ok && st == asynq.TaskStatePending, "the finished task was not handed back (state %v)", st)
 }
 
 // Any number of schedulers enqueue each period's run once.
