@@ -13,6 +13,7 @@ import (
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/fault"
+	"github.com/errandhq/errand/internal/seclog"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -388,6 +389,10 @@ func (s *Server) handleRetentionPolicyPut(w http.ResponseWriter, r *http.Request
 		What: what, Days: *req.Days, Action: req.Action, Now: s.Clock.Now()}); err != nil {
 		return err
 	}
+	ev := s.actor(r, "admin")
+	ev.Kind, ev.TenantID, ev.Detail = seclog.AdminAction, &id, map[string]any{"action": "retention_override_set",
+		"what": what, "days": *req.Days, "override_action": req.Action}
+	s.SecLog.Record(r.Context(), ev)
 	return s.writeRetentionPolicies(w, r, id)
 }
 
@@ -396,9 +401,16 @@ func (s *Server) handleRetentionPolicyDelete(w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.Q().RetentionPolicyDropOverride(r.Context(), db.RetentionPolicyDropOverrideParams{
-		TenantID: &id, What: r.PathValue("what")}); err != nil {
+	n, err := s.Store.Q().RetentionPolicyDropOverride(r.Context(), db.RetentionPolicyDropOverrideParams{
+		TenantID: &id, What: r.PathValue("what")})
+	if err != nil {
 		return err
+	}
+	if n > 0 {
+		ev := s.actor(r, "admin")
+		ev.Kind, ev.TenantID, ev.Detail = seclog.AdminAction, &id, map[string]any{"action": "retention_override_dropped",
+			"what": r.PathValue("what")}
+		s.SecLog.Record(r.Context(), ev)
 	}
 	return s.writeRetentionPolicies(w, r, id)
 }
