@@ -62,16 +62,20 @@ func TestReviewQueueDecisionsAreAudited(t *testing.T) {
 	require.Equal(t, 401, f.app.Do("GET", item["document_url"].(string), f.tenant.Key, nil).Status)
 
 	path := "/admin/v1/credentials/" + id + "/review"
-	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject"})
-	require.Equal(t, 422, res.Status, "a rejection needs a reason")
-	res = f.app.Do("POST", path, admin, map[string]string{"decision": "maybe", "note": "?"})
+	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject", "reviewer": "sam@ops"})
+	requireFields(t, res, "note") // a rejection needs a reason
+	res = f.app.Do("POST", path, admin, map[string]string{"decision": "maybe", "note": "?", "reviewer": "sam@ops"})
 	require.Equal(t, 422, res.Status)
+	// The admin token names no person, so the audit's "who" is the
+	// reviewer's name, which a decision cannot go without.
+	requireFields(t, f.app.Do("POST", path, admin, map[string]string{"decision": "approve", "note": "ok"}), "reviewer")
+	requireFields(t, f.app.Do("POST", path, admin, map[string]string{"decision": "approve", "reviewer": "  "}), "reviewer")
 
 	res = f.app.Do("POST", path, admin, map[string]string{"decision": "approve", "note": "twins; checked with the TX DPS",
 		"reviewer": "sam@ops"}, "X-Request-Id", "review-req-1")
 	require.Equal(t, 200, res.Status, string(res.Body))
 	require.Equal(t, "verified", res.JSON()["status"])
-	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject", "note": "changed my mind"})
+	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject", "note": "changed my mind", "reviewer": "sam@ops"})
 	require.Equal(t, 409, res.Status)
 	require.Equal(t, "credential_not_reviewable", res.ErrorCode())
 
