@@ -407,19 +407,21 @@ JOIN pros p ON p.id = c.pro_id
 CROSS JOIN LATERAL (SELECT c.expires_on - timezone(t.timezone, $3::timestamptz)::date AS days_left) d
 WHERE c.status IN ('pending', 'verified', 'needs_review')
   AND d.days_left BETWEEN 0 AND $2::integer
+  AND (t.owner_email IS NOT NULL) = $4::boolean
   AND NOT EXISTS (SELECT 1 FROM credential_expiry_notices n
                   WHERE n.credential_id = c.id
                     AND n.threshold_days = (CASE WHEN d.days_left <= $1::integer
                                                  THEN $1::integer ELSE $2::integer END))
 ORDER BY c.tenant_id, c.expires_on, c.id
-LIMIT $4
+LIMIT $5
 `
 
 type CredentialListExpiringParams struct {
-	NearDays int32
-	FarDays  int32
-	Now      time.Time
-	MaxRows  int32
+	NearDays  int32
+	FarDays   int32
+	Now       time.Time
+	WithOwner bool
+	MaxRows   int32
 }
 
 type CredentialListExpiringRow struct {
@@ -436,12 +438,15 @@ type CredentialListExpiringRow struct {
 
 // CredentialListExpiring finds live credentials that crossed an expiry
 // threshold (within far_days, or within near_days, of their expiry date in
-// the tenant's time zone) and have not been warned about for it yet.
+// the tenant's time zone) and have not been warned about for it yet, of
+// tenants with an owner email (@with_owner) or without one: their warnings
+// wait, unclaimed, until an owner email is set.
 func (q *Queries) CredentialListExpiring(ctx context.Context, arg CredentialListExpiringParams) ([]CredentialListExpiringRow, error) {
 	rows, err := q.db.Query(ctx, credentialListExpiring,
 		arg.NearDays,
 		arg.FarDays,
 		arg.Now,
+		arg.WithOwner,
 		arg.MaxRows,
 	)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // pipelined transaction leaves behind on it.
 func oneConn(t *testing.T) *db.Store {
 	t.Helper()
-	s, err := db.Open(context.Background(), testenv.DatabaseURL(t), db.AppRole, 1)
+	s, err := db.Open(context.Background(), testenv.AppURL(t), db.AppRole, 1)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s

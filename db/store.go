@@ -26,9 +26,13 @@ type Store struct {
 	Pool *pgxpool.Pool
 }
 
-// Open connects a pool to databaseURL. When role is not empty every
-// connection switches to it, so queries run under row-level security even
-// when the URL's user owns the schema.
+// Open connects a pool to databaseURL. Production logs in as a role that
+// is neither superuser nor owner (a member of AppRole), and the pool uses
+// it as it is. As a development convenience, when the URL's user is
+// privileged (a superuser, allowed to bypass row-level security, or owner
+// of a table in the schema) and role is not empty, every connection
+// switches to role, so queries still run under row-level security — but a
+// RESET ROLE would escape it, which a real unprivileged login cannot.
 func Open(ctx context.Context, databaseURL, role string, maxConns int32) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
@@ -48,6 +52,13 @@ func Open(ctx context.Context, databaseURL, role string, maxConns int32) (*Store
 		if role == "" {
 			return nil
 		}
+		var privileged bool
+		if err := conn.QueryRow(ctx, privilegedLoginSQL).Scan(&privileged); err != nil {
+			return fmt.Errorf("inspect login role: %w", err)
+		}
+		if !privileged {
+			return nil
+		}
 		_, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize())
 		return err
 	}
@@ -57,6 +68,13 @@ func Open(ctx context.Context, databaseURL, role string, maxConns int32) (*Store
 	}
 	return &Store{Pool: pool}, nil
 }
+
+// privilegedLoginSQL is true when the session's login role would not be
+// held by row-level security: a superuser, a role with BYPASSRLS, or the
+// owner of a table in the schema (or a member inheriting an owner's rights).
+const privilegedLoginSQL = `SELECT r.rolsuper OR r.rolbypassrls OR EXISTS (
+    SELECT FROM pg_tables t WHERE t.schemaname = current_schema() AND pg_has_role(r.oid, t.tableowner, 'USAGE'))
+FROM pg_roles r WHERE r.rolname = session_user`
 
 // Close closes the pool.
 func (s *Store) Close() { s.Pool.Close() }

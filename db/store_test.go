@@ -23,21 +23,74 @@ func newTenant(t *testing.T, s *db.Store, name string) db.Tenant {
 	return tn
 }
 
+// The application logs in as a role that is neither superuser nor owner
+// (session_user, not only current_user): RESET ROLE on one of its
+// connections leaves it exactly as unprivileged, and row-level security
+// still hides every tenant's rows.
 func TestAppRoleIsNeitherSuperuserNorOwner(t *testing.T) {
+	ctx := context.Background()
 	s := testenv.Store(t)
-	var user string
-	var super, bypass bool
-	err := s.Pool.QueryRow(context.Background(),
-		"SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").Scan(&user, &super, &bypass)
+	tn := newTenant(t, s, "Unprivileged")
+	require.NoError(t, s.InTenant(ctx, tn.ID, func(q *db.Queries) error {
+		_, err := q.ContactUpsert(ctx, db.ContactUpsertParams{TenantID: tn.ID, ExternalID: "c-1", Name: "c", Now: time.Now()})
+		return err
+	}))
+
+	conn, err := s.Pool.Acquire(ctx)
 	require.NoError(t, err)
-	require.Equal(t, db.AppRole, user)
-	require.False(t, super)
-	require.False(t, bypass)
-	var owned int
-	err = s.Pool.QueryRow(context.Background(),
-		"SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user").Scan(&owned)
+	defer conn.Release()
+	privileged := func(who string) (name string, super, bypass bool, owned int) {
+		t.Helper()
+		require.NoError(t, conn.QueryRow(ctx, "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = "+who).
+			Scan(&name, &super, &bypass))
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND pg_has_role("+who+", tableowner, 'USAGE')").
+			Scan(&owned))
+		return name, super, bypass, owned
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, who := range []string{"session_user", "current_user"} {
+			name, super, bypass, owned := privileged(who)
+			require.False(t, super, "%s %s (%s) is a superuser", when, who, name)
+			require.False(t, bypass, "%s %s (%s) bypasses row-level security", when, who, name)
+			require.Zero(t, owned, "%s %s (%s) owns (or inherits the owner of) %d tables: row-level security would not apply", when, who, name, owned)
+		}
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM contacts").Scan(&n))
+		require.Zero(t, n, "%s: a connection with no tenant declared sees no contact", when)
+	}
+	check("as connected")
+	session, _, _, _ := privileged("session_user")
+	require.Equal(t, testenv.AppLogin, session, "the pool logs in as the application's own login role")
+
+	_, err = conn.Exec(ctx, "RESET ROLE")
 	require.NoError(t, err)
-	require.Zero(t, owned, "the application role must own no table, or row-level security would not apply to it")
+	check("after RESET ROLE")
+	_, err = conn.Exec(ctx, "SET ROLE postgres")
+	require.Error(t, err, "the application cannot become the superuser")
+}
+
+// DATABASE_URL naming a superuser (a laptop's postgres) is a development
+// convenience: every connection switches to the application role, so
+// row-level security applies there too (though RESET ROLE would escape it,
+// which is why production and the tests log in as an unprivileged role).
+func TestSuperuserURLSwitchesToTheAppRole(t *testing.T) {
+	ctx := context.Background()
+	s, err := db.Open(ctx, testenv.DatabaseURL(t), db.AppRole, 1)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	var session, current string
+	require.NoError(t, s.Pool.QueryRow(ctx, "SELECT session_user, current_user").Scan(&session, &current))
+	require.Equal(t, "postgres", session)
+	require.Equal(t, db.AppRole, current)
+
+	// An unprivileged login is used as it is: nothing to switch away from.
+	app, err := db.Open(ctx, testenv.AppURL(t), db.AppRole, 1)
+	require.NoError(t, err)
+	t.Cleanup(app.Close)
+	require.NoError(t, app.Pool.QueryRow(ctx, "SELECT session_user, current_user").Scan(&session, &current))
+	require.Equal(t, testenv.AppLogin, session)
+	require.Equal(t, testenv.AppLogin, current)
 }
 
 // One pooled connection serves tenant A, then B, then A again: each
@@ -45,7 +98,7 @@ func TestAppRoleIsNeitherSuperuserNorOwner(t *testing.T) {
 func TestRowLevelSecurityAlternatesTenantsOnOneConnection(t *testing.T) {
 	ctx := context.Background()
 	full := testenv.Store(t)
-	s, err := db.Open(ctx, testenv.DatabaseURL(t), db.AppRole, 1)
+	s, err := db.Open(ctx, testenv.AppURL(t), db.AppRole, 1)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 
@@ -130,7 +183,7 @@ func (w *testWriter) Write(p []byte) (int, error) { *w = append(*w, p...); retur
 func TestInTenantUnsyncedIsScopedAndLocal(t *testing.T) {
 	ctx := context.Background()
 	full := testenv.Store(t)
-	s, err := db.Open(ctx, testenv.DatabaseURL(t), db.AppRole, 1)
+	s, err := db.Open(ctx, testenv.AppURL(t), db.AppRole, 1)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	a, b := newTenant(t, full, "A"), newTenant(t, full, "B")

@@ -73,7 +73,7 @@ func startCrashWorker(t *testing.T, app *testapp.App) (cmd *exec.Cmd, exited cha
 	opt := testenv.RedisOpt(t)
 	cmd = exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashWorkerEnv+"=1",
-		"CRASH_DATABASE_URL="+testenv.DatabaseURL(t), "CRASH_REDIS_ADDR="+opt.Addr, "CRASH_REDIS_DB="+strconv.Itoa(opt.DB),
+		"CRASH_DATABASE_URL="+testenv.AppURL(t), "CRASH_REDIS_ADDR="+opt.Addr, "CRASH_REDIS_DB="+strconv.Itoa(opt.DB),
 		"CRASH_TWILIO_URL="+app.Twilio.URL, "CRASH_TWILIO_SID="+app.Twilio.AccountSID, "CRASH_TWILIO_TOKEN="+app.Twilio.AuthToken,
 		"CRASH_RESEND_URL="+app.Resend.URL, "CRASH_RESEND_KEY="+app.Resend.APIKey)
 	logs = &bytes.Buffer{}

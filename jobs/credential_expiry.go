@@ -31,7 +31,9 @@ const (
 const MessageKindCredentialExpiry = "credential_expiry"
 
 // CredentialExpiryWatch runs one pass of the watch. Each credential is
-// warned about once per threshold: the warning is claimed in
+// warned about once per threshold, to the tenant's owner email; a tenant
+// without one is not warned until it has one (the warning is not spent on
+// nobody): the warning is claimed in
 // credential_expiry_notices in the same transaction that writes the email,
 // so a re-run — or two schedulers' runs at once — never sends it twice,
 // and a run that fails sends nothing it has not recorded. A credential
@@ -55,6 +57,10 @@ type ExpiryWatchResult struct {
 	Expired int64 `json:"expired"`
 	Warned  int   `json:"warned"`
 	Emails  int   `json:"emails"`
+	// WaitingForOwner counts due warnings (up to one batch) held back
+	// because their tenant has no owner email: not marked sent, they go
+	// out on the first run after one is set.
+	WaitingForOwner int `json:"waiting_for_owner"`
 }
 
 // ProcessTask implements asynq.Handler. The counts are the task's result,
@@ -90,7 +96,7 @@ func (h *CredentialExpiryWatch) Run(ctx context.Context) (ExpiryWatchResult, err
 		var rows []db.CredentialListExpiringRow
 		err := h.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
 			rows, err = q.CredentialListExpiring(ctx, db.CredentialListExpiringParams{Now: now,
-				NearDays: ExpiryWarnNear, FarDays: ExpiryWarnFar, MaxRows: h.Batch})
+				NearDays: ExpiryWarnNear, FarDays: ExpiryWarnFar, WithOwner: true, MaxRows: h.Batch})
 			return err
 		})
 		if err != nil {
@@ -114,6 +120,19 @@ func (h *CredentialExpiryWatch) Run(ctx context.Context) (ExpiryWatchResult, err
 		if len(rows) < int(h.Batch) {
 			break
 		}
+	}
+	err := h.Store.AsSystem(ctx, func(q *db.Queries) error {
+		waiting, err := q.CredentialListExpiring(ctx, db.CredentialListExpiringParams{Now: now,
+			NearDays: ExpiryWarnNear, FarDays: ExpiryWarnFar, WithOwner: false, MaxRows: h.Batch})
+		res.WaitingForOwner = len(waiting)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("count warnings waiting for an owner: %w", err)
+	}
+	if res.WaitingForOwner > 0 {
+		h.Logger.WarnContext(ctx, "credential expiry warnings wait for an owner email (PUT /admin/v1/tenants/{id}/owner)",
+			"waiting", res.WaitingForOwner)
 	}
 	if res.Expired > 0 || res.Emails > 0 {
 		h.Logger.InfoContext(ctx, "credential expiry watch", "expired", res.Expired, "warned", res.Warned, "emails", res.Emails)

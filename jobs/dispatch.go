@@ -137,8 +137,12 @@ type ScanResult struct {
 	MasterChanged bool
 	Forgotten     int64
 	Enqueued      int
-	Rekicked      int
-	Failed        int
+	// Checked counts overdue rows whose task was looked up in Redis;
+	// Rekicked those whose task was missing (enqueued again) or stuck
+	// (run now).
+	Checked  int
+	Rekicked int
+	Failed   int
 }
 
 // Scan is the periodic pass: detect a Redis that lost its data, re-kick
@@ -339,9 +343,13 @@ func (d *Dispatcher) enqueueDue(ctx context.Context, k Dispatchable, res *ScanRe
 	}
 }
 
-// rekickStalled enqueues a stalled row's task again; when asynq still holds
-// it (scheduled in the future by a clock that disagrees, waiting to retry,
-// or archived), it is run now instead.
+// rekickStalled is the reconciler of single lost tasks. A row overdue by
+// stallGrace whose task was not looked up for stallRecheck (enqueued_at
+// doubles as "last checked") has its task looked up in Redis: a missing
+// task is enqueued again, one asynq holds as scheduled (a clock that
+// disagrees), retrying or archived is run now, and a pending or active one
+// is left alone. One batch per scan, oldest first, each row at most once a
+// minute: the cost follows what is overdue, not what exists.
 func (d *Dispatcher) rekickStalled(ctx context.Context, k Dispatchable, res *ScanResult) error {
 	var refs []Ref
 	err := d.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
@@ -366,33 +374,40 @@ func (d *Dispatcher) rekickStalled(ctx context.Context, k Dispatchable, res *Sca
 		if err != nil {
 			return err
 		}
-		checked = append(checked, ref.ID)
-		info, err := d.Client.EnqueueContext(ctx, job.Task())
+		info, err := d.Inspector.GetTaskInfo(job.Queue, job.ID)
 		switch {
-		case err == nil:
-			res.Rekicked++
-			d.Logger.WarnContext(ctx, "re-enqueued a lost task", "kind", k.Name(), "task_id", info.ID)
-		case errors.Is(err, asynq.ErrTaskIDConflict):
-			if d.runNow(ctx, job) {
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+			_, err := d.Client.EnqueueContext(ctx, job.Task())
+			switch {
+			case err == nil:
+				res.Rekicked++
+				d.Logger.WarnContext(ctx, "re-enqueued a lost task", "kind", k.Name(), "task_id", job.ID)
+			case errors.Is(err, asynq.ErrTaskIDConflict): // a worker's retry put it back meanwhile
+			default:
+				res.Failed++
+				d.Logger.ErrorContext(ctx, "re-enqueue failed", "kind", k.Name(), "id", ref.ID, "err", err)
+				continue // not checked: the next scan tries again
+			}
+		case err != nil:
+			res.Failed++
+			d.Logger.ErrorContext(ctx, "look up task failed", "kind", k.Name(), "id", ref.ID, "err", err)
+			continue
+		default:
+			if d.runNow(ctx, job, info.State) {
 				res.Rekicked++
 			}
-		default:
-			res.Failed++
-			d.Logger.ErrorContext(ctx, "re-enqueue failed", "kind", k.Name(), "id", ref.ID, "err", err)
 		}
+		res.Checked++
+		checked = append(checked, ref.ID)
 	}
 	return nil
 }
 
 // runNow moves a task asynq holds as scheduled, retry or archived to
 // pending. A task that is pending or active is left alone.
-func (d *Dispatcher) runNow(ctx context.Context, job Job) bool {
+func (d *Dispatcher) runNow(ctx context.Context, job Job, state asynq.TaskState) bool {
 	id, queue := job.ID, job.Queue
-	info, err := d.Inspector.GetTaskInfo(queue, id)
-	if err != nil {
-		return false
-	}
-	switch info.State {
+	switch state {
 	case asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateArchived:
 		if err := d.Inspector.RunTask(queue, id); err != nil {
 			d.Logger.WarnContext(ctx, "could not run stalled task", "task_id", id, "err", err)

@@ -27,6 +27,7 @@ func (h *DispatchScan) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	res, err := h.Dispatcher.Scan(ctx)
 	if h.Metrics != nil {
 		h.Metrics.Dispatched.WithLabelValues("all", "enqueued").Add(float64(res.Enqueued))
+		h.Metrics.Dispatched.WithLabelValues("all", "checked").Add(float64(res.Checked))
 		h.Metrics.Dispatched.WithLabelValues("all", "rekicked").Add(float64(res.Rekicked))
 		h.Metrics.Dispatched.WithLabelValues("all", "forgotten").Add(float64(res.Forgotten))
 		h.Metrics.Dispatched.WithLabelValues("all", "failed").Add(float64(res.Failed))

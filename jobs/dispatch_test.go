@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,8 +135,9 @@ func TestRedisFlushLosesNoMessage(t *testing.T) {
 	require.False(t, scan(t, f).RedisLost, "the epoch is back")
 }
 
-// One task lost on its own (deleted by hand in the console) is found by the
-// stalled scan once overdue.
+// One task lost on its own (deleted by hand in the console, evicted) is
+// re-enqueued by the reconciler about a minute after it was due: a row
+// overdue by a minute whose task asynq does not hold.
 func TestLostTaskIsReenqueued(t *testing.T) {
 	f := setup(t)
 	scan(t, f)
@@ -146,13 +148,16 @@ func TestLostTaskIsReenqueued(t *testing.T) {
 
 	f.app.Clock.Advance(30 * time.Second)
 	require.Zero(t, scan(t, f).Rekicked, "not overdue yet")
-	f.app.Clock.Advance(6 * time.Minute)
-	require.Equal(t, 1, scan(t, f).Rekicked)
+	f.app.Clock.Advance(31 * time.Second)
+	res := scan(t, f)
+	require.Equal(t, 1, res.Checked)
+	require.Equal(t, 1, res.Rekicked)
 	f.app.Eventually(5*time.Second, "sent", func() bool { return f.status(t, m).Status == "sent" })
 	require.Equal(t, 1, f.app.Twilio.Count())
 }
 
-// A long legitimate backlog is not re-examined on every scan.
+// A long legitimate backlog (tasks pending in asynq, no worker yet) is
+// looked up in Redis once a minute, not on every scan, and left alone.
 func TestBacklogIsCheckedOncePerPeriod(t *testing.T) {
 	f := setup(t)
 	scan(t, f)
@@ -160,9 +165,15 @@ func TestBacklogIsCheckedOncePerPeriod(t *testing.T) {
 		f.create(t, "sms", "Backlog", f.app.Clock.Now())
 	}
 	f.app.Clock.Advance(10 * time.Minute)
-	require.Equal(t, 0, scan(t, f).Rekicked, "pending tasks are left alone")
-	f.app.Clock.Advance(time.Minute)
-	require.Equal(t, 0, scan(t, f).Rekicked)
+	res := scan(t, f)
+	require.Equal(t, 3, res.Checked, "overdue rows are looked up")
+	require.Zero(t, res.Rekicked, "pending tasks are left alone")
+	f.app.Clock.Advance(30 * time.Second)
+	require.Zero(t, scan(t, f).Checked, "not again within the minute")
+	f.app.Clock.Advance(31 * time.Second)
+	res = scan(t, f)
+	require.Equal(t, 3, res.Checked, "again after a minute")
+	require.Zero(t, res.Rekicked)
 	q, err := f.app.Inspector.GetQueueInfo(jobs.QueueNotifications)
 	require.NoError(t, err)
 	require.Equal(t, 3, q.Pending)
@@ -227,6 +238,42 @@ func TestShutdownMidSend(t *testing.T) {
 			require.Equal(t, 1, f.app.Twilio.Count(), "sent exactly once")
 		})
 	}
+}
+
+// A job running when the worker is told to stop, and finishing within the
+// shutdown timeout, completes: the message ends sent, once, and its task
+// is not handed back to the queue.
+func TestShutdownLetsARunningJobFinish(t *testing.T) {
+	f := setup(t)
+	release := make(chan struct{})
+	f.app.Twilio.FailNext(1, fakes.Fault{Hold: release}) // the send waits for the test
+	w := jobs.NewWorker(f.app.RedisOpt, jobs.WorkerConfig{Concurrency: 1, ShutdownTimeout: time.Minute,
+		TaskCheckInterval: 20 * time.Millisecond}, f.app.Deps)
+	require.NoError(t, w.Start())
+	m := f.create(t, "sms", "Finish me", f.app.Clock.Now())
+	f.app.Eventually(5*time.Second, "send in flight", func() bool { return f.app.Twilio.Requests() > 0 })
+
+	w.Stop()
+	stopped := make(chan struct{})
+	go func() { w.Shutdown(); close(stopped) }()
+	f.app.Eventually(5*time.Second, "shutdown begun", func() bool {
+		return strings.Contains(f.app.Logs.String(), "worker stopping")
+	})
+	select {
+	case <-stopped:
+		t.Fatal("shutdown returned while a job was running, well within its timeout")
+	default:
+	}
+	require.Equal(t, "sending", f.status(t, m).Status)
+	close(release)
+	<-stopped
+
+	got := f.status(t, m)
+	require.Equal(t, "sent", got.Status)
+	require.EqualValues(t, 1, got.Attempts)
+	require.Equal(t, 1, f.app.Twilio.Count())
+	st, ok := taskState(t, f, m)
+	require.False(t, ok && st == asynq.TaskStatePending, "the finished task was not handed back (state %v)", st)
 }
 
 // Any number of schedulers enqueue each period's run once.

@@ -225,11 +225,14 @@ func (h *ExportRun) contact(ctx context.Context, q *db.Queries, e db.Export) (*e
 func (h *ExportRun) run(ctx context.Context, t *asynq.Task, plan exportPlan) error {
 	e := plan.exp
 	key := fmt.Sprintf(exportFileKey, e.TenantID, e.ID, plan.attempt)
+	// The file is written under the attempt's context: losing the claim
+	// also stops a write stuck in a slow store.
+	ctx, lose := context.WithCancelCause(ctx)
+	defer lose(nil)
 	w, err := h.Files.Create(ctx, key)
 	if err != nil {
 		return h.retryLater(ctx, plan, fmt.Errorf("create export file: %w", err))
 	}
-	ctx, lose := context.WithCancelCause(ctx)
 	defer h.keepAlive(ctx, plan, lose)()
 	req := export.Request{ExportID: e.ID, TenantID: e.TenantID, Scope: export.Scope(e.Scope),
 		Format: export.Format(e.Format), Contact: plan.contact, GeneratedAt: h.Clock.Now()}

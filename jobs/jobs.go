@@ -228,6 +228,8 @@ type WorkerConfig struct {
 type Worker struct {
 	servers []*asynq.Server
 	mux     *asynq.ServeMux
+	logger  *slog.Logger
+	timeout time.Duration
 }
 
 // NewWorker builds the worker's servers on redis.
@@ -262,7 +264,7 @@ func NewWorker(redis asynq.RedisConnOpt, cfg WorkerConfig, d Deps) *Worker {
 	return &Worker{servers: []*asynq.Server{
 		asynq.NewServer(redis, critCfg),
 		asynq.NewServer(redis, mainCfg),
-	}, mux: mux}
+	}, mux: mux, logger: d.Logger, timeout: cfg.ShutdownTimeout}
 }
 
 // Start begins processing.
@@ -285,6 +287,7 @@ func (w *Worker) Stop() {
 // Shutdown waits up to the shutdown timeout for running tasks, then hands
 // the rest back to their queues.
 func (w *Worker) Shutdown() {
+	w.logger.Info("worker stopping: running jobs may finish", "timeout", w.timeout.String())
 	for _, s := range w.servers {
 		s.Shutdown()
 	}

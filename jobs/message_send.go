@@ -40,8 +40,8 @@ const (
 	messageMaxRetry    = 12
 	claimTimeout       = 60 * time.Second
 	earlyTolerance     = 2 * time.Second
-	stallGrace         = time.Minute     // overdue this long, a task is presumed lost
-	stallRecheck       = 5 * time.Minute // a row found in Redis is not looked at again for this long
+	stallGrace         = time.Minute // overdue this long, the row's task is looked up in Redis
+	stallRecheck       = time.Minute // a row found in Redis is not looked up again for this long
 	maxMessageAttempts = messageMaxRetry + 3
 )
 

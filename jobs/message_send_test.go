@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/db"
@@ -310,6 +311,40 @@ func TestWorkerRetriesTransientFailures(t *testing.T) {
 	f.app.Eventually(10*time.Second, "message sent", func() bool { return f.status(t, m).Status == "sent" })
 	require.Equal(t, 1, f.app.Twilio.Count())
 	require.EqualValues(t, 4, f.status(t, m).Attempts)
+}
+
+// Every run of a task is counted by type and outcome and timed
+// (errand_job_outcomes_total, errand_job_duration_seconds): a refused
+// attempt counts as a retry, the one that goes through as a success.
+func TestJobRunsAreCountedAndTimed(t *testing.T) {
+	f := setup(t)
+	outcomes := f.app.Metrics.JobOutcomes
+	f.app.StartWorker(2)
+	f.app.Twilio.FailNext(1, fakes.Fault{Status: 500})
+	m := f.create(t, "sms", "Count me", f.app.Clock.Now())
+	f.app.Eventually(10*time.Second, "the successful run counted", func() bool {
+		return testutil.ToFloat64(outcomes.WithLabelValues(jobs.TypeMessageSend, "succeeded")) == 1
+	})
+	require.Equal(t, "sent", f.status(t, m).Status)
+	require.Equal(t, 1.0, testutil.ToFloat64(outcomes.WithLabelValues(jobs.TypeMessageSend, "retry")))
+	require.Zero(t, testutil.ToFloat64(outcomes.WithLabelValues(jobs.TypeMessageSend, "failed")))
+
+	families, err := f.app.Metrics.Registry.Gather()
+	require.NoError(t, err)
+	var runs uint64
+	for _, fam := range families {
+		if fam.GetName() != "errand_job_duration_seconds" {
+			continue
+		}
+		for _, s := range fam.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "type" && l.GetValue() == jobs.TypeMessageSend {
+					runs += s.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	require.EqualValues(t, 2, runs, "both runs timed")
 }
 
 // When asynq gives up (retries exhausted) the row says failed, with the

@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/fakes"
 	"github.com/errandhq/errand/internal/notify"
+	"github.com/errandhq/errand/internal/provider"
 	"github.com/errandhq/errand/internal/ratelimit"
 	"github.com/errandhq/errand/internal/testenv"
 	"github.com/errandhq/errand/jobs"
@@ -137,13 +139,62 @@ func TestVerificationCodesIgnoreQuietHours(t *testing.T) {
 	setContactZone(t, f, "America/New_York")
 	f.app.Clock.Set(at("2026-03-08T06:30:00Z")) // 01:30 in New York
 	_, m := f.verification(t, "sms", testPhone)
+	// Tie the code to the contact (in New York, at 01:30): a message
+	// without a contact is exempt anyway (it goes to an address, not a
+	// customer), so only the code's kind can let this one through.
+	_, err := testenv.Owner(t).Exec(context.Background(), "UPDATE messages SET contact_id = $1 WHERE id = $2", f.contact.ID, m.ID)
+	require.NoError(t, err)
 	require.Equal(t, jobs.QueueCritical, jobs.MessageQueue("verification"))
 	require.NoError(t, f.handler().ProcessTask(context.Background(), task(m)))
 	require.Equal(t, "sent", f.status(t, m).Status)
+	require.Equal(t, testPhone, f.app.Twilio.Messages()[0].To)
 
 	other := f.createKind(t, "manual", nil)
 	require.NoError(t, f.handler().ProcessTask(context.Background(), task(other)))
 	require.Equal(t, "scheduled", f.status(t, other).Status)
+}
+
+// A verification code is not stuck behind a backlog on the other queues:
+// the critical queue has workers of its own. Every worker of the main
+// pool is busy (its sends held at the provider) with a backlog of
+// notifications and bulk notices still pending behind them; the code,
+// enqueued last, is the first message the provider receives in full.
+func TestVerificationCodeGoesAheadOfABacklog(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	const backlog, mainWorkers = 60, 4
+	for i := range backlog {
+		kind := "manual" // notifications queue
+		if i%3 == 0 {
+			kind = "notice" // bulk queue
+		}
+		f.app.Dispatcher.EnqueueMessages(ctx, f.createKind(t, kind, nil))
+	}
+	for _, q := range []string{jobs.QueueNotifications, jobs.QueueBulk} {
+		info, err := f.app.Inspector.GetQueueInfo(q)
+		require.NoError(t, err)
+		require.Positive(t, info.Pending, "a backlog on %s", q)
+	}
+	release := make(chan struct{})
+	f.app.Twilio.FailNext(mainWorkers, fakes.Fault{Hold: release})
+	// Held sends must outlast the test's patience, not the client's timeout.
+	f.app.Deps.SMS = provider.NewTwilio(provider.TwilioConfig{AccountSID: f.app.Twilio.AccountSID,
+		AuthToken: f.app.Twilio.AuthToken, From: "+15005550006", BaseURL: f.app.Twilio.URL, Timeout: time.Minute})
+	f.app.StartWorker(mainWorkers) // the main pool: mainWorkers at once; critical has its own
+	f.app.Eventually(10*time.Second, "the main pool busy", func() bool { return f.app.Twilio.Requests() >= mainWorkers })
+
+	_, code := f.verification(t, "sms", testPhone)
+	f.app.Dispatcher.EnqueueMessages(ctx, code)
+	f.app.Eventually(10*time.Second, "the code sent", func() bool { return f.status(t, code).Status == "sent" })
+	close(release)
+	f.app.Eventually(30*time.Second, "the backlog sent", func() bool { return f.app.Twilio.Count() >= backlog+1 })
+
+	sent := f.app.Twilio.Messages()
+	require.Len(t, sent, backlog+1, "each message once")
+	require.NotEqual(t, "Hello from Acme", sent[0].Body, "the code came first, ahead of %d waiting messages", backlog)
+	for _, m := range sent[1:] {
+		require.Equal(t, "Hello from Acme", m.Body)
+	}
 }
 
 // Provider rate limits live in Redis, shared by every process: a send over

@@ -121,7 +121,9 @@ WHERE c.id IN (
 
 -- CredentialListExpiring finds live credentials that crossed an expiry
 -- threshold (within far_days, or within near_days, of their expiry date in
--- the tenant's time zone) and have not been warned about for it yet.
+-- the tenant's time zone) and have not been warned about for it yet, of
+-- tenants with an owner email (@with_owner) or without one: their warnings
+-- wait, unclaimed, until an owner email is set.
 -- name: CredentialListExpiring :many
 SELECT c.id, c.tenant_id, c.kind, c.number, c.issuer, c.expires_on, p.external_id AS pro_external_id,
        d.days_left::integer AS days_left,
@@ -132,6 +134,7 @@ JOIN pros p ON p.id = c.pro_id
 CROSS JOIN LATERAL (SELECT c.expires_on - timezone(t.timezone, @now::timestamptz)::date AS days_left) d
 WHERE c.status IN ('pending', 'verified', 'needs_review')
   AND d.days_left BETWEEN 0 AND @far_days::integer
+  AND (t.owner_email IS NOT NULL) = @with_owner::boolean
   AND NOT EXISTS (SELECT 1 FROM credential_expiry_notices n
                   WHERE n.credential_id = c.id
                     AND n.threshold_days = (CASE WHEN d.days_left <= @near_days::integer

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/errandhq/errand/internal/intake"
 	"github.com/errandhq/errand/internal/logging"
 	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/ops"
 	"github.com/errandhq/errand/internal/otp"
 	"github.com/errandhq/errand/internal/periodic"
 	"github.com/errandhq/errand/internal/provider"
@@ -151,6 +153,12 @@ func (a *app) intake() *intake.Server {
 		ResendWebhookSecret: a.cfg.Resend.WebhookSecret, KeyCacheTTL: a.cfg.APIKeyCacheTTL,
 		DeletionSvc: deletions, Deletions: deletions,
 	})
+}
+
+// ops serves /metrics, /healthz and /readyz on ERRAND_METRICS_ADDR.
+func (a *app) ops() http.Handler {
+	return ops.Handler(a.metrics.Registry, a.store.Pool.Ping,
+		func(ctx context.Context) error { return a.redis.Ping(ctx).Err() })
 }
 
 func (a *app) worker() *jobs.Worker {

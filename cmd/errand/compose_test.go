@@ -28,6 +28,7 @@ type composeService struct {
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
 	Ports       []string          `yaml:"ports"`
+	Expose      []string          `yaml:"expose"`
 	Volumes     []string          `yaml:"volumes"`
 	Restart     string            `yaml:"restart"`
 	DependsOn   map[string]struct {
@@ -124,6 +125,10 @@ func TestDockerCompose(t *testing.T) {
 	require.Equal(t, "0.0.0.0:8080", api.Environment["ERRAND_HTTP_ADDR"])
 	require.True(t, slices.ContainsFunc(api.Ports, func(p string) bool { return strings.HasSuffix(p, ":8080") }),
 		"api publishes 8080: %v", api.Ports)
+	for _, role := range []string{"worker", "scheduler"} {
+		require.Equal(t, "${ERRAND_METRICS_ADDR:-0.0.0.0:9090}", c.Services[role].Environment["ERRAND_METRICS_ADDR"])
+		require.Contains(t, c.Services[role].Expose, "9090", "%s's metrics can be scraped", role)
+	}
 	for _, role := range []string{"api", "worker"} {
 		require.Equal(t, "/var/lib/errand", c.Services[role].Environment["ERRAND_DATA_DIR"])
 		require.Contains(t, c.Services[role].Volumes, "errand-data:/var/lib/errand",

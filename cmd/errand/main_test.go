@@ -64,10 +64,12 @@ func devEnv(t *testing.T) map[string]string {
 	}
 }
 
-// prodEnv is devEnv plus the secrets production roles demand.
+// prodEnv is devEnv plus the secrets production roles demand, connecting
+// as production does: as a login role that is neither superuser nor owner.
 func prodEnv(t *testing.T) map[string]string {
 	t.Helper()
 	env := devEnv(t)
+	env["DATABASE_URL"] = testenv.AppURL(t)
 	env["ERRAND_ADMIN_TOKEN"] = "admin-" + randomHex(16)
 	env["ERRAND_SECRET_KEY"] = randomHex(32)
 	return env

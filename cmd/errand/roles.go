@@ -90,13 +90,40 @@ func runRoles(ctx context.Context, getenv func(string) string, stdout, stderr io
 			}
 		}
 	}
+	// The ops listener: a worker's job metrics exist only in its own
+	// process, so every role can serve /metrics, /healthz and /readyz.
+	var opsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			if srv != nil {
+				srv.Close()
+			}
+			return fmt.Errorf("listen on %s (ERRAND_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		opsSrv = &http.Server{Handler: a.ops(), ReadHeaderTimeout: 10 * time.Second}
+		fmt.Fprintf(stdout, "errand %s: ops listening on http://%s (/metrics, /healthz, /readyz)\n", r, ln.Addr())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := opsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("ops http: %w", err)
+			}
+		}()
+	}
+	closeListeners := func() {
+		if srv != nil {
+			srv.Close()
+		}
+		if opsSrv != nil {
+			opsSrv.Close()
+		}
+	}
 	var w *jobs.Worker
 	if r == roleDev || r == roleWorker {
 		w = a.worker()
 		if err := w.Start(); err != nil {
-			if srv != nil {
-				srv.Close() // else dev keeps serving on a closed store
-			}
+			closeListeners() // else they keep serving on a closed store
 			return err
 		}
 		fmt.Fprintf(stdout, "errand %s: worker running (%d concurrent jobs)\n", r, cfg.WorkerConcurrency)
@@ -145,6 +172,11 @@ func runRoles(ctx context.Context, getenv func(string) string, stdout, stderr io
 		}()
 	}
 	stopping.Wait()
+	if opsSrv != nil {
+		// Up until the jobs are done, so the last outcomes can be scraped
+		// and an orchestrator sees the process alive while it drains.
+		opsSrv.Close()
+	}
 	wg.Wait()
 	return runErr // deferred: connections closed
 }

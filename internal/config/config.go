@@ -20,6 +20,7 @@ type Config struct {
 	DBMaxConns  int32  // ERRAND_DB_MAX_CONNS
 	RedisURL    string // REDIS_URL
 	HTTPAddr    string // ERRAND_HTTP_ADDR
+	MetricsAddr string // ERRAND_METRICS_ADDR: ops listener (/metrics, /healthz, /readyz) of every role; "" = none
 	PublicURL   string // ERRAND_PUBLIC_URL
 	AdminToken  string // ERRAND_ADMIN_TOKEN
 	SecretKey   string // ERRAND_SECRET_KEY: signs and encrypts (download URLs, stored files, code hashes)
@@ -128,6 +129,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DBMaxConns:  int32(num("ERRAND_DB_MAX_CONNS", 20)),
 		RedisURL:    str("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		HTTPAddr:    str("ERRAND_HTTP_ADDR", "127.0.0.1:8080"),
+		MetricsAddr: str("ERRAND_METRICS_ADDR", ""),
 		PublicURL:   str("ERRAND_PUBLIC_URL", ""),
 		AdminToken:  str("ERRAND_ADMIN_TOKEN", ""),
 		SecretKey:   str("ERRAND_SECRET_KEY", ""),

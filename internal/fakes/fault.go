@@ -31,6 +31,10 @@ type Fault struct {
 	// Delay waits this long before handling the request, or until the
 	// client gives up.
 	Delay time.Duration
+	// Hold, if set, makes the request wait until it is closed (or the
+	// client gives up) before it is handled: a delay the test ends when
+	// it chooses.
+	Hold <-chan struct{}
 	// AcceptThenFail records the message as accepted (and runs the OnAccept
 	// hook), then answers with the error: a lost response.
 	AcceptThenFail bool
@@ -85,13 +89,19 @@ func (q *faultQueue) reset() {
 	q.queue = nil
 }
 
-// pause waits d. If the client gives up (ctx) or the server closes first,
-// it drops the connection without a response.
-func pause(ctx context.Context, closing <-chan struct{}, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
+// pause waits d, or until hold is closed when it is set. If the client
+// gives up (ctx) or the server closes first, it drops the connection
+// without a response.
+func pause(ctx context.Context, closing <-chan struct{}, d time.Duration, hold <-chan struct{}) {
+	var timer <-chan time.Time
+	if hold == nil {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
 	select {
-	case <-t.C:
+	case <-timer:
+	case <-hold:
 	case <-ctx.Done():
 		panic(http.ErrAbortHandler)
 	case <-closing:

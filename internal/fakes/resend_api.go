@@ -77,8 +77,8 @@ func (f *Resend) sendEmail(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	fault, faulted := f.faults.next()
-	if faulted && fault.Delay > 0 {
-		pause(r.Context(), f.closing, fault.Delay)
+	if faulted && (fault.Delay > 0 || fault.Hold != nil) {
+		pause(r.Context(), f.closing, fault.Delay, fault.Hold)
 	}
 	if faulted && fault.fails() && !fault.AcceptThenFail && !fault.Hang {
 		writeResendFault(w, fault)

@@ -23,8 +23,8 @@ func (f *Twilio) createMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fault, faulted := f.faults.next()
-	if faulted && fault.Delay > 0 {
-		pause(r.Context(), f.closing, fault.Delay)
+	if faulted && (fault.Delay > 0 || fault.Hold != nil) {
+		pause(r.Context(), f.closing, fault.Delay, fault.Hold)
 	}
 	if faulted && fault.fails() && !fault.AcceptThenFail && !fault.Hang {
 		writeTwilioFault(w, fault, r.PostForm.Get("To"))

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/testenv"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -61,16 +62,20 @@ func TestReviewQueueDecisionsAreAudited(t *testing.T) {
 	require.Equal(t, 401, f.app.Do("GET", item["document_url"].(string), f.tenant.Key, nil).Status)
 
 	path := "/admin/v1/credentials/" + id + "/review"
-	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject"})
-	require.Equal(t, 422, res.Status, "a rejection needs a reason")
-	res = f.app.Do("POST", path, admin, map[string]string{"decision": "maybe", "note": "?"})
+	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject", "reviewer": "sam@ops"})
+	requireFields(t, res, "note") // a rejection needs a reason
+	res = f.app.Do("POST", path, admin, map[string]string{"decision": "maybe", "note": "?", "reviewer": "sam@ops"})
 	require.Equal(t, 422, res.Status)
+	// The admin token names no person, so the audit's "who" is the
+	// reviewer's name, which a decision cannot go without.
+	requireFields(t, f.app.Do("POST", path, admin, map[string]string{"decision": "approve", "note": "ok"}), "reviewer")
+	requireFields(t, f.app.Do("POST", path, admin, map[string]string{"decision": "approve", "reviewer": "  "}), "reviewer")
 
 	res = f.app.Do("POST", path, admin, map[string]string{"decision": "approve", "note": "twins; checked with the TX DPS",
 		"reviewer": "sam@ops"}, "X-Request-Id", "review-req-1")
 	require.Equal(t, 200, res.Status, string(res.Body))
 	require.Equal(t, "verified", res.JSON()["status"])
-	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject", "note": "changed my mind"})
+	res = f.app.Do("POST", path, admin, map[string]string{"decision": "reject", "note": "changed my mind", "reviewer": "sam@ops"})
 	require.Equal(t, 409, res.Status)
 	require.Equal(t, "credential_not_reviewable", res.ErrorCode())
 
@@ -188,4 +193,47 @@ func TestExpiryWarningsAreSentOncePerThreshold(t *testing.T) {
 		require.NotNil(t, got["expired_at"])
 	}
 	require.Equal(t, 3, f.app.Resend.Count(), "expiry itself sends no more mail")
+}
+
+// A tenant without an owner email cannot be warned; the warning is not
+// spent on nobody (a suppressed email, the threshold marked done) but
+// waits, counted in the watch's result, and goes out once an owner email
+// is set.
+func TestExpiryWarningWaitsForAnOwnerEmail(t *testing.T) {
+	f := vsetup(t)
+	f.app.StartWorker(2)
+	ctx := context.Background()
+	watch := jobs.NewCredentialExpiryWatch(f.app.Deps)
+	run := func() jobs.ExpiryWatchResult {
+		t.Helper()
+		res, err := watch.Run(ctx)
+		require.NoError(t, err)
+		return res
+	}
+	a := f.licence(t)
+	a.ExpiresOn = localDate(f.app, 20)
+	id := f.checked(t, "pro-1", a)["id"].(string)
+
+	for range 2 {
+		res := run()
+		require.Zero(t, res.Warned, "no one to warn")
+		require.Equal(t, 1, res.WaitingForOwner, "the warning waits, and says so")
+	}
+	var messages int
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		notices, err := q.CredentialExpiryNoticeList(ctx, db.CredentialExpiryNoticeListParams{TenantID: f.tenant.ID, CredentialID: uuid.MustParse(id)})
+		require.Empty(t, notices, "the threshold is not marked done")
+		return err
+	}))
+	require.NoError(t, testenv.Owner(t).QueryRow(ctx, "SELECT count(*) FROM messages WHERE tenant_id = $1 AND kind = $2",
+		f.tenant.ID, jobs.MessageKindCredentialExpiry).Scan(&messages))
+	require.Zero(t, messages, "no email to nobody")
+
+	resp := f.app.Do("PUT", "/admin/v1/tenants/"+f.tenant.ID.String()+"/owner", f.app.AdminToken, map[string]any{"email": "owner@acme.example"})
+	require.Equal(t, 200, resp.Status, string(resp.Body))
+	require.Equal(t, jobs.ExpiryWatchResult{Warned: 1, Emails: 1}, run())
+	f.app.Eventually(10*time.Second, "the warning email", func() bool { return f.app.Resend.Count() >= 1 })
+	require.Equal(t, []string{"owner@acme.example"}, f.app.Resend.Emails()[0].To)
+	require.Contains(t, f.app.Resend.Emails()[0].Text, "in 20 days")
+	require.Zero(t, run().Warned, "sent once")
 }

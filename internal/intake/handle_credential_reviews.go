@@ -194,7 +194,8 @@ func (s *Server) handleAdminCredentialDocument(w http.ResponseWriter, r *http.Re
 type reviewRequest struct {
 	Decision string `json:"decision"`
 	Note     string `json:"note"`
-	// Reviewer names the person deciding (the admin token does not).
+	// Reviewer names the person deciding (the admin token does not); it
+	// is required, since it is the audit trail's "who".
 	Reviewer string `json:"reviewer"`
 }
 
@@ -229,8 +230,8 @@ func (s *Server) handleCredentialReview(w http.ResponseWriter, r *http.Request) 
 	if utf8.RuneCountInString(note) > 2000 || !utf8.ValidString(note) {
 		problems["note"] = "at most 2000 characters"
 	}
-	if utf8.RuneCountInString(reviewer) > 200 {
-		problems["reviewer"] = "at most 200 characters"
+	if reviewer == "" || utf8.RuneCountInString(reviewer) > 200 || !utf8.ValidString(reviewer) {
+		problems["reviewer"] = "required, at most 200 characters: the person deciding (the admin token names no one), kept in the review trail"
 	}
 	if len(problems) > 0 {
 		return fault.Fields(problems)

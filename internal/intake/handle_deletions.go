@@ -14,6 +14,7 @@ import (
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/fault"
+	"github.com/errandhq/errand/internal/seclog"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -412,6 +413,10 @@ func (s *Server) handleRetentionPolicyPut(w http.ResponseWriter, r *http.Request
 	} else if err != nil {
 		return err
 	}
+	ev := s.actor(r, "admin")
+	ev.Kind, ev.TenantID, ev.Detail = seclog.AdminAction, &id, map[string]any{"action": "retention_override_set",
+		"what": what, "days": *req.Days, "override_action": req.Action}
+	s.SecLog.Record(r.Context(), ev)
 	return s.writeRetentionPolicies(w, r, id)
 }
 
@@ -420,9 +425,16 @@ func (s *Server) handleRetentionPolicyDelete(w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.Q().RetentionPolicyDropOverride(r.Context(), db.RetentionPolicyDropOverrideParams{
-		TenantID: &id, What: r.PathValue("what")}); err != nil {
+	n, err := s.Store.Q().RetentionPolicyDropOverride(r.Context(), db.RetentionPolicyDropOverrideParams{
+		TenantID: &id, What: r.PathValue("what")})
+	if err != nil {
 		return err
+	}
+	if n > 0 {
+		ev := s.actor(r, "admin")
+		ev.Kind, ev.TenantID, ev.Detail = seclog.AdminAction, &id, map[string]any{"action": "retention_override_dropped",
+			"what": r.PathValue("what")}
+		s.SecLog.Record(r.Context(), ev)
 	}
 	return s.writeRetentionPolicies(w, r, id)
 }

@@ -4,35 +4,15 @@ import (
 	"context"
 	_ "embed"
 	"net/http"
-	"time"
 )
 
 //go:embed openapi.yaml
 var openAPI []byte
 
-func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	encode(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// handleReadyz answers 200 only when PostgreSQL and Redis both answer, and
-// says which one did not.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"postgres": "ok", "redis": "ok"}
-	ok := true
-	if err := s.Store.Pool.Ping(ctx); err != nil {
-		checks["postgres"], ok = "unreachable", false
-	}
-	if err := s.Redis.Ping(ctx).Err(); err != nil {
-		checks["redis"], ok = "unreachable", false
-	}
-	if !ok {
-		encode(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
-		return
-	}
-	encode(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
-}
+// pingPostgres and pingRedis are what /readyz asks (ops.Ready), the same
+// checks worker and scheduler answer on their ops listener.
+func (s *Server) pingPostgres(ctx context.Context) error { return s.Store.Pool.Ping(ctx) }
+func (s *Server) pingRedis(ctx context.Context) error    { return s.Redis.Ping(ctx).Err() }
 
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")

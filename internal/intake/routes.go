@@ -1,15 +1,19 @@
 package intake
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/errandhq/errand/internal/ops"
+)
 
 // routes is the whole API surface on one screen. Tenant routes take a
 // tenant API key; admin routes the admin token; webhooks check their own
 // signatures.
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("GET /healthz", s.handleHealthz)
-	m.HandleFunc("GET /readyz", s.handleReadyz)
-	m.Handle("GET /metrics", s.metricsHandler())
+	m.HandleFunc("GET /healthz", ops.Healthz)
+	m.Handle("GET /readyz", ops.Ready(s.pingPostgres, s.pingRedis))
+	m.Handle("GET /metrics", ops.Metrics(s.Metrics.Registry))
 	m.HandleFunc("GET /openapi.yaml", s.handleOpenAPI)
 	if s.Console != nil {
 		m.Handle("/monitoring/", s.Console)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/errandhq/errand/db"
@@ -176,10 +175,6 @@ func bodyLimitExempt(pattern string) bool {
 var streamingRoutes = map[string]struct{}{
 	"POST /v1/pros/{external_id}/credentials": {}, // withBodyLimit: ERRAND_CREDENTIAL_MAX_BYTES
 	"POST /v1/imports":                        {}, // withBodyLimit: ERRAND_IMPORT_MAX_BYTES
-}
-
-func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})
 }
 
 type requestIDKey struct{}

@@ -48,7 +48,7 @@ func New() *Metrics {
 		}, []string{"type"}),
 		Dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "errand_dispatch_total",
-			Help: "Dispatcher actions: enqueued (due-scan), rekicked (stalled), forgotten (redis lost), failed.",
+			Help: "Dispatcher actions: enqueued (due-scan), checked (overdue task looked up), rekicked (lost or stuck task), forgotten (redis lost), failed.",
 		}, []string{"kind", "action"}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

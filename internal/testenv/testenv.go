@@ -1,7 +1,8 @@
 // Package testenv gives every test package its own PostgreSQL database
-// (migrated, reached through the application role so row-level security
-// applies) and its own Redis database, leased so that concurrent `go test`
-// processes never share one. It is for tests only. When a service is not
+// (migrated by its owner, reached by the application as AppLogin, a login
+// role that is neither superuser nor owner, so row-level security applies
+// and cannot be escaped) and its own Redis database, leased so that
+// concurrent `go test` processes never share one. It is for tests only. When a service is not
 // answering it fails the run and says how to start it; it never skips.
 //
 // Use it from TestMain:
@@ -37,9 +38,16 @@ import (
 // `make dev` and 14 for `errand bench`.
 const firstRedisDB, lastRedisDB = 1, 13
 
+// AppLogin is the login role tests connect the application as: a member
+// of db.AppRole (so it has the application's privileges and no more), not
+// a superuser, owning nothing. Roles are the cluster's, so every test
+// process shares it; it has no password (the test server trusts loopback).
+const AppLogin = "errand_test_app"
+
 type environment struct {
 	serverURL   string // postgres server, any database
-	databaseURL string // this package's database
+	databaseURL string // this package's database, as its owner
+	appURL      string // this package's database, as AppLogin
 	dbName      string
 	redisAddr   string
 	redisDB     int
@@ -105,10 +113,48 @@ func setUp(ctx context.Context) (*environment, error) {
 	if err := mig.Up(ctx, io.Discard); err != nil {
 		return nil, err
 	}
+	if err := ensureAppLogin(ctx, admin); err != nil {
+		return nil, err
+	}
+	u.User = url.User(AppLogin)
+	e.appURL = u.String()
 	if err := e.leaseRedis(ctx); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// ensureAppLogin creates AppLogin when it is missing, and makes sure it
+// can log in, inherits db.AppRole's privileges and has no others. Test
+// processes run this at once, so they take turns under an advisory lock
+// (the admin connection's database is the same for all of them).
+func ensureAppLogin(ctx context.Context, admin *pgx.Conn) error {
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('errand testenv app login'))"); err != nil {
+		return err
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", AppLogin).Scan(&exists); err != nil {
+		return err
+	}
+	login, app := pgx.Identifier{AppLogin}.Sanitize(), pgx.Identifier{db.AppRole}.Sanitize()
+	verb := "ALTER"
+	if !exists {
+		verb = "CREATE"
+	}
+	for _, stmt := range []string{
+		verb + " ROLE " + login + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION INHERIT",
+		"GRANT " + app + " TO " + login,
+	} {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("application login role: %s: %w", stmt, err)
+		}
+	}
+	return tx.Commit(ctx)
 }
 
 func tearDown(e *environment) {
@@ -236,9 +282,13 @@ func current(t testing.TB) *environment {
 	return env
 }
 
-// DatabaseURL is the package database's URL, as its owner (a superuser):
-// what the application's DATABASE_URL would be.
+// DatabaseURL is the package database's URL as its owner (a superuser):
+// what `errand migrate` and `errand dev` connect with.
 func DatabaseURL(t testing.TB) string { return current(t).databaseURL }
+
+// AppURL is the package database's URL as AppLogin, neither superuser nor
+// owner: what a production role's DATABASE_URL is.
+func AppURL(t testing.TB) string { return current(t).appURL }
 
 // RedisURL is the package's Redis database as a REDIS_URL.
 func RedisURL(t testing.TB) string {
@@ -261,11 +311,11 @@ func Redis(t testing.TB) *redis.Client {
 	return c
 }
 
-// Store opens a pool on the package database that runs as the application
-// role, as production does; it is closed when the test ends.
+// Store opens a pool on the package database that logs in as AppLogin,
+// as production does; it is closed when the test ends.
 func Store(t testing.TB) *db.Store {
 	t.Helper()
-	s, err := db.Open(context.Background(), DatabaseURL(t), db.AppRole, 10)
+	s, err := db.Open(context.Background(), AppURL(t), db.AppRole, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
