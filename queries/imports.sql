@@ -173,7 +173,13 @@ WITH matched AS MATERIALIZED (
         closing_date = coalesce(w.closing_date, c.closing_date), notes = coalesce(w.notes, c.notes),
         last_import_id = @import_id, updated_at = @now
     FROM ranked w
-    WHERE w.rn = 1 AND w.contact_id = c.id AND c.tenant_id = @tenant_id
+    -- Only the primary key: a condition on contacts alone (such as its
+    -- tenant, which row-level security and the matching above already
+    -- ensure) lets the planner start from the tenant's whole contact list
+    -- and join the batch to each of them, which it does whenever its
+    -- statistics think the tenant small (a first big import, or another
+    -- tenant dominating the table): contacts × rows per batch.
+    WHERE w.rn = 1 AND w.contact_id = c.id
 ), ins AS (
     INSERT INTO contacts (tenant_id, external_id, name, phone, email, address, property_type, closing_date, notes,
                           last_import_id, created_at, updated_at)
@@ -208,20 +214,25 @@ WITH matched AS MATERIALIZED (
                                              AND c.email_key = s.email_key ORDER BY c.created_at LIMIT 1)
            ) AS contact_id
     FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
-), keyed AS (
-    SELECT m.line, m.contact_id, m.id_hashes,
-           CASE WHEN m.contact_id IS NULL THEN m.key_hash
-                ELSE decode(replace(m.contact_id::text, '-', ''), 'hex') END AS k
-    FROM matched m
+), keyed AS MATERIALIZED (
+    -- hashes: every hash the row is known by. Computed here, so that the
+    -- lookup below compares with a plain column: under row-level security
+    -- a non-leakproof function (array_append) in the condition would keep
+    -- it out of the index and scan the import's every hash per row.
+    SELECT y.line, y.contact_id, y.k, array_append(y.id_hashes, y.k) AS hashes
+    FROM (SELECT m.line, m.contact_id, m.id_hashes,
+                 CASE WHEN m.contact_id IS NULL THEN m.key_hash
+                      ELSE decode(replace(m.contact_id::text, '-', ''), 'hex') END AS k
+          FROM matched m) y
 ), ranked AS (
-    SELECT y.line, y.contact_id, y.k, y.id_hashes,
+    SELECT y.line, y.contact_id, y.k, y.hashes,
            row_number() OVER (PARTITION BY y.k ORDER BY y.line DESC) AS rn,
            EXISTS (SELECT 1 FROM import_seen z WHERE z.tenant_id = @tenant_id AND z.import_id = @import_id
-                                                   AND (z.key_hash = y.k OR z.key_hash = ANY (y.id_hashes))) AS seen
+                                                   AND z.key_hash = ANY (y.hashes)) AS seen
     FROM keyed y
 ), ins AS (
     INSERT INTO import_seen (import_id, tenant_id, key_hash)
-    SELECT DISTINCT @import_id::uuid, @tenant_id::uuid, unnest(array_append(r.id_hashes, r.k)) FROM ranked r
+    SELECT DISTINCT @import_id::uuid, @tenant_id::uuid, unnest(r.hashes) FROM ranked r
     ON CONFLICT DO NOTHING
 ), del AS (
     DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id
