@@ -37,8 +37,9 @@ type ImportContactsPayload struct {
 }
 
 // Import limits. An attempt proves it is alive with every batch it
-// commits (at least every importBatchEvery); one silent for importStale
-// is presumed dead and the next attempt resumes after its last batch.
+// commits (about every importBatchEvery: batches are sized so); one silent
+// for importStale is presumed dead and the next attempt resumes after its
+// last batch.
 const (
 	importTimeout     = 4 * time.Hour
 	importMaxRetry    = 8
@@ -47,9 +48,14 @@ const (
 	importResultKeep  = 24 * time.Hour
 	importBookkeeping = 15 * time.Second
 	// ImportBatchRows and importBatchEvery bound a batch: whichever comes
-	// first ends it, so progress is committed at least every few seconds.
-	ImportBatchRows  = 5000
-	importBatchEvery = 2 * time.Second
+	// first ends it, so progress is committed every few seconds. The
+	// rows per batch start at importFirstBatchRows and follow how long
+	// the last batch took to commit (nextBatchRows): a database that
+	// merges slowly gets smaller batches, not rarer progress.
+	ImportBatchRows      = 5000
+	importBatchEvery     = 2 * time.Second
+	importFirstBatchRows = 1000
+	importMinBatchRows   = 100
 	// ImportFileKey is where an upload is stored: tenant, import.
 	ImportFileKey = "tenants/%s/imports/%s.csv"
 	// DefaultImportFilesTTL is how long an import's upload and rejected
@@ -118,11 +124,16 @@ type ImportResult struct {
 	Updated    int64  `json:"rows_updated"`
 	Rejected   int64  `json:"rows_rejected"`
 	Duplicates int64  `json:"rows_duplicates"`
+	Error      string `json:"error,omitempty"`
 }
 
 func importResult(i db.Import) ImportResult {
-	return ImportResult{Status: i.Status, Progress: i.Progress, Total: i.RowsTotal, Created: i.RowsCreated,
+	r := ImportResult{Status: i.Status, Progress: i.Progress, Total: i.RowsTotal, Created: i.RowsCreated,
 		Updated: i.RowsUpdated, Rejected: i.RowsRejected, Duplicates: i.RowsDuplicates}
+	if i.Error != nil {
+		r.Error = *i.Error
+	}
+	return r
 }
 
 // errImportStopped ends an attempt whose batch found the import cancelled
@@ -136,11 +147,41 @@ func (h *ImportContacts) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	ctx = logging.With(ctx, slog.String("tenant_id", p.TenantID.String()), slog.String("import_id", p.ImportID.String()))
+	err := h.attempt(ctx, t, p)
+	h.report(ctx, t, p)
+	return err
+}
+
+func (h *ImportContacts) attempt(ctx context.Context, t *asynq.Task, p ImportContactsPayload) error {
 	imp, attempt, done, err := h.claim(ctx, p)
 	if err != nil || done {
 		return err
 	}
 	return h.run(ctx, t, imp, attempt)
+}
+
+// report writes the import as the attempt leaves it (succeeded, failed,
+// cancelled, queued for a retry, or still running under another attempt)
+// as the task's result, so asynqmon never shows a finished import as
+// running.
+func (h *ImportContacts) report(ctx context.Context, t *asynq.Task, p ImportContactsPayload) {
+	if t.ResultWriter() == nil {
+		return
+	}
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), importBookkeeping)
+	defer cancel()
+	var cur db.Import
+	err := h.Store.InTenant(bg, p.TenantID, func(q *db.Queries) (err error) {
+		cur, err = q.ImportGet(bg, db.ImportGetParams{TenantID: p.TenantID, ID: p.ImportID})
+		return err
+	})
+	if err != nil {
+		if !db.IsNotFound(err) {
+			h.Logger.WarnContext(ctx, "could not write the import's task result", "err", err)
+		}
+		return
+	}
+	writeImportResult(t, importResult(cur))
 }
 
 func (h *ImportContacts) claim(ctx context.Context, p ImportContactsPayload) (db.Import, int32, bool, error) {
@@ -346,10 +387,12 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 	}
 	// Reading (decoding, parsing, phone numbers) and merging overlap: the
 	// next batch is read while the database merges this one. At most two
-	// batches are held.
+	// batches are held. The rows per batch follow the commits' pace.
 	batches := make(chan readBatch, 1)
+	var rows atomic.Int64
+	rows.Store(int64(min(limit, importFirstBatchRows)))
 	rctx, stopReading := context.WithCancel(ctx)
-	go h.readBatches(rctx, rd, src, imp.FileBytes, limit, batches)
+	go h.readBatches(rctx, rd, src, imp.FileBytes, &rows, batches)
 	defer func() {
 		stopReading()
 		for range batches { //nolint:revive // wait for the reader to let go of the file
@@ -359,6 +402,7 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 		if rb.err != nil {
 			return h.readFailed(ctx, imp, attempt, rb.err)
 		}
+		started := time.Now()
 		cur, err := h.commitBatch(ctx, imp, attempt, rb.batch, rb.records, rb.progress)
 		if errors.Is(err, errImportStopped) {
 			return h.stopped(ctx, imp)
@@ -366,6 +410,7 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 		if err != nil {
 			return h.retryLater(ctx, imp, attempt, err)
 		}
+		rows.Store(int64(nextBatchRows(int(rb.batch.total), time.Since(started), limit)))
 		writeImportResult(t, importResult(cur))
 		if h.AfterBatch != nil {
 			if err := h.AfterBatch(cur.BatchesDone); err != nil {
@@ -376,7 +421,7 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 			return h.fail(ctx, imp, rb.fileErr.Error()+"; the rows before it were imported", Permanent(rb.fileErr))
 		}
 		if rb.eof {
-			return h.succeed(ctx, t, imp, attempt)
+			return h.succeed(ctx, imp, attempt)
 		}
 	}
 	return h.retryLater(ctx, imp, attempt, ctx.Err())
@@ -392,10 +437,22 @@ type readBatch struct {
 	err      error               // reading failed (transient)
 }
 
-// readBatches reads the file into batches of at most limit rows (or
+// nextBatchRows sizes the next batch from the last: as many rows as the
+// database commits in importBatchEvery at the last batch's pace, at most
+// twice as many as before and within [importMinBatchRows, limit].
+func nextBatchRows(rows int, took time.Duration, limit int) int {
+	floor := min(importMinBatchRows, limit)
+	n := 2 * rows
+	if took > 0 {
+		n = min(n, int(float64(rows)*float64(importBatchEvery)/float64(took)))
+	}
+	return max(floor, min(n, limit))
+}
+
+// readBatches reads the file into batches of at most *limit rows (or
 // importBatchEvery of reading) until its end, an error, or ctx ends.
 func (h *ImportContacts) readBatches(ctx context.Context, rd *importer.Reader, src *countingReader, size int64,
-	limit int, out chan<- readBatch) {
+	limit *atomic.Int64, out chan<- readBatch) {
 	defer close(out)
 	for {
 		b := &importBatch{index: map[string]int{}}
@@ -413,7 +470,7 @@ func (h *ImportContacts) readBatches(ctx context.Context, rd *importer.Reader, s
 			} else {
 				b.add(rec.Line, rec.Row)
 			}
-			if int(b.total) >= limit || time.Since(b.started) >= importBatchEvery {
+			if b.total >= limit.Load() || time.Since(b.started) >= importBatchEvery {
 				break
 			}
 		}
@@ -574,7 +631,7 @@ func writeImportResult(t *asynq.Task, r ImportResult) {
 	}
 }
 
-func (h *ImportContacts) succeed(ctx context.Context, t *asynq.Task, imp db.Import, attempt int32) error {
+func (h *ImportContacts) succeed(ctx context.Context, imp db.Import, attempt int32) error {
 	now := h.Clock.Now()
 	var done db.Import
 	err := h.Store.InTenant(ctx, imp.TenantID, func(q *db.Queries) (err error) {
@@ -594,7 +651,6 @@ func (h *ImportContacts) succeed(ctx context.Context, t *asynq.Task, imp db.Impo
 	if err != nil {
 		return h.retryLater(ctx, imp, attempt, err)
 	}
-	writeImportResult(t, importResult(done))
 	h.Logger.InfoContext(ctx, "import finished", "rows_total", done.RowsTotal, "rows_created", done.RowsCreated,
 		"rows_updated", done.RowsUpdated, "rows_rejected", done.RowsRejected, "rows_duplicates", done.RowsDuplicates)
 	return nil

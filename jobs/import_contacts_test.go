@@ -479,3 +479,107 @@ func TestImportFilesExpire(t *testing.T) {
 	require.Len(t, rows, 1) // the header only
 	require.Equal(t, [5]int{2, 1, 0, 1, 0}, counts(f.get(t, id)))
 }
+
+// Batches follow the database's pace, so progress is committed about every
+// two seconds however slowly the merges run: a batch that took ten
+// seconds makes the next one a fifth the size; a fast one lets it grow,
+// at most doubling, never past the limit nor below 100 rows.
+func TestImportBatchRowsFollowTheCommitPace(t *testing.T) {
+	for _, c := range []struct {
+		rows  int
+		took  time.Duration
+		limit int
+		want  int
+	}{
+		{5000, 10 * time.Second, 5000, 1000},
+		{1000, 100 * time.Millisecond, 5000, 2000},
+		{4000, time.Second, 5000, 5000},
+		{1000, 2 * time.Second, 5000, 1000},
+		{1000, time.Minute, 5000, 100},
+		{5, time.Minute, 5, 5},
+		{1000, 0, 5000, 2000},
+	} {
+		require.Equal(t, c.want, jobs.NextImportBatchRows(c.rows, c.took, c.limit), "%+v", c)
+	}
+}
+
+// Between batches the API shows a running import with its progress and
+// the rows committed so far.
+func TestImportProgressIsVisibleMidImport(t *testing.T) {
+	f := setupImport(t)
+	const rows = 7000
+	id := f.upload(t, bigFile(rows), "")
+	h := jobs.NewImportContacts(f.app.Deps)
+	h.BatchRows = 1000
+	var seen []map[string]any
+	h.AfterBatch = func(int32) error {
+		seen = append(seen, f.get(t, id))
+		return nil
+	}
+	require.NoError(t, f.run(t, id, h))
+	require.Greater(t, len(seen), 2)
+	first := seen[0]
+	require.Equal(t, "running", first["status"])
+	p := first["progress"].(float64)
+	require.Greater(t, p, 0.0)
+	require.Less(t, p, 100.0)
+	n := counts(first)[0]
+	require.Positive(t, n)
+	require.Less(t, n, rows)
+	for i := 1; i < len(seen); i++ {
+		require.GreaterOrEqual(t, seen[i]["progress"].(float64), seen[i-1]["progress"].(float64))
+		require.GreaterOrEqual(t, counts(seen[i])[0], counts(seen[i-1])[0]) // the last batch may be empty
+	}
+	require.EqualValues(t, 100, f.get(t, id)["progress"])
+}
+
+// serveImports runs h as the only import handler on the test's Redis,
+// as a worker would: the upload's task is already queued there.
+func serveImports(t *testing.T, f importFixture, h *jobs.ImportContacts) {
+	t.Helper()
+	srv := asynq.NewServer(f.app.RedisOpt, asynq.Config{Concurrency: 1, Queues: map[string]int{jobs.QueueBulk: 1},
+		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.FatalLevel})
+	mux := asynq.NewServeMux()
+	mux.Handle(jobs.TypeImportContacts, h)
+	require.NoError(t, srv.Start(mux))
+	t.Cleanup(srv.Shutdown)
+}
+
+// taskResult waits for the import's task to reach state and returns its
+// result as asynqmon shows it.
+func taskResult(t *testing.T, f importFixture, id uuid.UUID, state asynq.TaskState) jobs.ImportResult {
+	t.Helper()
+	var info *asynq.TaskInfo
+	f.app.Eventually(30*time.Second, "task "+state.String(), func() bool {
+		var err error
+		info, err = f.app.Inspector.GetTaskInfo(jobs.QueueBulk, "import:"+id.String())
+		return err == nil && info.State == state
+	})
+	var r jobs.ImportResult
+	require.NoError(t, json.Unmarshal(info.Result, &r))
+	return r
+}
+
+// A cancelled or failed import's task result says so (not the "running"
+// of its last batch).
+func TestImportTaskResultAfterCancelAndFailure(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, bigFile(20), "")
+	h := jobs.NewImportContacts(f.app.Deps)
+	h.BatchRows = 5
+	h.AfterBatch = func(batch int32) error {
+		if batch == 1 {
+			res := f.app.Do("DELETE", "/v1/imports/"+id.String(), f.tenant.Key, nil)
+			require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+		}
+		return nil
+	}
+	serveImports(t, f, h)
+	require.Equal(t, jobs.ImportResult{Status: "cancelled", Progress: 99, Total: 5, Created: 5},
+		taskResult(t, f, id, asynq.TaskStateCompleted))
+
+	failed := f.upload(t, readFixture(t, "no_identity.csv"), "")
+	r := taskResult(t, f, failed, asynq.TaskStateArchived)
+	require.Equal(t, "failed", r.Status)
+	require.Contains(t, r.Error, "no phone or email column was recognised")
+}
