@@ -22,6 +22,7 @@ import (
 
 	"github.com/errandhq/errand/db"
 	"github.com/errandhq/errand/internal/testapp"
+	"github.com/errandhq/errand/internal/testenv"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -582,4 +583,54 @@ func TestImportTaskResultAfterCancelAndFailure(t *testing.T) {
 	r := taskResult(t, f, failed, asynq.TaskStateArchived)
 	require.Equal(t, "failed", r.Status)
 	require.Contains(t, r.Error, "no phone or email column was recognised")
+}
+
+// crashRestart does to the database what a PostgreSQL crash and restart
+// does to it: every unlogged table comes back empty.
+func crashRestart(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	owner := testenv.Owner(t)
+	rows, err := owner.Query(ctx, `SELECT quote_ident(relname) FROM pg_class
+		WHERE relkind = 'r' AND relpersistence = 'u' AND relnamespace = 'public'::regnamespace`)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	for _, table := range tables {
+		_, err := owner.Exec(ctx, "TRUNCATE "+table)
+		require.NoError(t, err)
+	}
+}
+
+// A dry run whose worker died and whose database crashed and restarted
+// resumes with what it had counted: a row repeating one counted before
+// the crash is still a duplicate, so the counts equal the real import's.
+func TestImportDryRunResumesAfterADatabaseCrash(t *testing.T) {
+	f := setupImport(t)
+	var b bytes.Buffer
+	b.WriteString("Name,Phone\n")
+	for i := 0; i < 15; i++ {
+		fmt.Fprintf(&b, "Person %d,312555%04d\n", i, 2000+i%10) // the last 5 repeat the first 5
+	}
+	id := f.upload(t, b.Bytes(), "?dry_run=true")
+	killed := errors.New("worker killed")
+	h := jobs.NewImportContacts(f.app.Deps)
+	h.BatchRows = 5
+	h.AfterBatch = func(batch int32) error {
+		if batch == 2 {
+			return killed
+		}
+		return nil
+	}
+	require.ErrorIs(t, f.run(t, id, h), killed)
+	require.Equal(t, [5]int{10, 10, 0, 0, 0}, counts(f.get(t, id)))
+	crashRestart(t)
+
+	h.AfterBatch = nil
+	f.app.Clock.Advance(3 * time.Minute)
+	require.NoError(t, f.run(t, id, h))
+	got := f.get(t, id)
+	require.Equal(t, "succeeded", got["status"])
+	require.Equal(t, [5]int{15, 10, 0, 0, 5}, counts(got))
+	require.Empty(t, f.contacts(t))
 }
