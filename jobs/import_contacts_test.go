@@ -113,7 +113,7 @@ func TestImportMessyFiles(t *testing.T) {
 		{"utf8_bom.csv", 2, 0}, {"windows1252.csv", 2, 0}, {"utf16le.txt", 2, 0}, {"utf16be.csv", 1, 0},
 		{"crlf.csv", 2, 0}, {"semicolon.csv", 2, 0}, {"tab.tsv", 2, 0}, {"quoted_newlines.csv", 2, 1},
 		{"ragged.csv", 2, 1}, {"blank_lines.csv", 2, 0}, {"wide40.csv", 2, 0}, {"first_last.csv", 2, 0},
-		{"dates.csv", 4, 1}, {"late_bad_bytes.csv", 701, 1},
+		{"dates.csv", 4, 1}, {"late_bad_bytes.csv", 701, 1}, {"utf8_stray_byte.csv", 3, 1},
 	}
 	before := 0
 	for _, c := range cases {
@@ -138,6 +138,8 @@ func TestImportMessyFiles(t *testing.T) {
 	require.True(t, strings.HasPrefix(byName["Mia Chen"].ExternalID, "import-"))
 	_, garbled := byName["Bad Bytes \uFFFD"]
 	require.False(t, garbled)
+	require.Equal(t, "Café regular", *byName["Zoë Vermeulen"].Notes) // a stray byte elsewhere garbles nothing
+	require.Contains(t, byName, "Chloë Brontë")
 }
 
 func TestImportWithoutIdentityColumnFailsWithAReason(t *testing.T) {

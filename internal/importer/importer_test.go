@@ -180,6 +180,29 @@ func TestInvalidBytesAfterTheSniffedHeadAreRejectedNotGarbled(t *testing.T) {
 	require.Equal(t, "Good End", rows[701].Name)
 }
 
+// A small UTF-8 file (all of it in the sniffed head) with one stray byte
+// from another encoding is still UTF-8: its many valid multi-byte
+// characters decide, the row with the stray byte is rejected, and no "ë"
+// turns into "Ã«".
+func TestStrayByteInASmallUTF8FileRejectsOnlyItsRow(t *testing.T) {
+	layout, rows := readAll(t, fixture(t, "utf8_stray_byte.csv"), importer.Options{Region: "US"})
+	require.Equal(t, "utf-8", layout.Encoding)
+	require.Equal(t, []got{
+		{2, "Zoë Vermeulen", "+13125550181", "zoe.v@example.com", "|||Café regular|", ""},
+		{3, "Chloë Brontë", "+13125550182", "", "||||", ""},
+		{4, "", "", "", "", "the row contains characters that cannot be read as text (check the file's encoding)"},
+		{5, "Renée Ångström", "+13125550184", "", "|||naïve “quotes”|", ""},
+	}, rows)
+}
+
+// A file of Windows-1252 text is still recognised as such when a few of
+// its byte pairs happen to be valid UTF-8.
+func TestWindows1252WinsWhenMostHighBytesAreNotUTF8(t *testing.T) {
+	in := "Name,Phone,Notes\nJos\xe9 M\xfcller,3125550185,\xc3\xa9t\xe9 caf\xe9 na\xefve\n"
+	_, rows := readAll(t, strings.NewReader(in), importer.Options{Region: "US"})
+	require.Equal(t, "José Müller", rows[0].Name)
+}
+
 func TestDayFirstRegions(t *testing.T) {
 	d, ok := importer.ParseDate("05/01/2024", true)
 	require.True(t, ok)
