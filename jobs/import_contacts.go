@@ -56,6 +56,9 @@ const (
 	importBatchEvery     = 2 * time.Second
 	importFirstBatchRows = 1000
 	importMinBatchRows   = 100
+	// importMergeTries bounds how often a batch is merged again after a
+	// concurrent writer created one of its contacts.
+	importMergeTries = 3
 	// ImportFileKey is where an upload is stored: tenant, import.
 	ImportFileKey = "tenants/%s/imports/%s.csv"
 	// DefaultImportFilesTTL is how long an import's upload and rejected
@@ -90,10 +93,12 @@ func NewImportContactsJob(tenantID, importID uuid.UUID) Job {
 // cancelled import (DELETE) makes the next batch's update match nothing:
 // the batch is rolled back and the attempt stops.
 //
-// Duplicates: within a batch rows sharing an external_id, phone or email
-// are merged, the later row's non-blank cells winning ("last wins"); a
-// later batch's row that reaches a contact this import already wrote is
-// merged into it the same way. Either way it is counted as a duplicate.
+// Duplicates: a row's key is its external_id, else its phone, else its
+// email (importKey). Rows of a batch with the same key are merged in memory,
+// the later row's non-blank cells winning ("last wins"); ImportMergeBatch
+// finds a key's contact the same way in every batch (README, "Duplicates"),
+// so a row whose key an earlier batch already wrote is merged into that
+// contact. Either way it is counted as a duplicate.
 type ImportContacts struct {
 	Store      *db.Store
 	Clock      clock.Clock
@@ -107,6 +112,9 @@ type ImportContacts struct {
 	// AfterBatch, when set, runs after each committed batch (tests: an
 	// error ends the attempt there, as if its worker had died).
 	AfterBatch func(batch int32) error
+	// BeforeMerge, when set, runs after a batch is staged and before it is
+	// merged (tests: a concurrent writer).
+	BeforeMerge func()
 }
 
 // NewImportContacts builds the handler from the shared dependencies.
@@ -251,7 +259,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // batch is the rows of one transaction.
 type importBatch struct {
 	rows     []stagedRow
-	index    map[string]int // identity component → index in rows
+	index    map[string]int // key → index in rows
 	rejected []importer.Record
 	dups     int64
 	total    int64
@@ -270,41 +278,32 @@ func (b *importBatch) reset(now time.Time) {
 	b.dups, b.total, b.started = 0, 0, now
 }
 
-// identities are the keys a row can be recognised by.
-func identities(r importer.Row) []string {
-	var ids []string
-	if r.ExternalID != nil {
-		ids = append(ids, "x:"+*r.ExternalID)
+// importKey is what identifies a row's client: its external_id, else its
+// phone, else its email (lower-cased). Rows with the same key are one
+// client; rows with different keys never merge, whatever else they share.
+func importKey(r importer.Row) string {
+	switch {
+	case r.ExternalID != nil:
+		return "x:" + *r.ExternalID
+	case r.Phone != nil:
+		return "p:" + *r.Phone
+	default:
+		return "e:" + strings.ToLower(*r.Email)
 	}
-	if r.Phone != nil {
-		ids = append(ids, "p:"+*r.Phone)
-	}
-	if r.Email != nil {
-		ids = append(ids, "e:"+strings.ToLower(*r.Email))
-	}
-	return ids
 }
 
-// add puts an accepted row in the batch, merging it into an earlier row of
-// the batch it shares an identity with (the later non-blank cells win).
+// add puts an accepted row in the batch, merging it into the batch's
+// earlier row of the same key (the later non-blank cells win).
 func (b *importBatch) add(line int64, r importer.Row) {
-	ids := identities(r)
-	for _, id := range ids {
-		if i, ok := b.index[id]; ok {
-			prev := &b.rows[i]
-			prev.row = mergeRow(prev.row, r)
-			prev.line = line
-			for _, id := range identities(prev.row) {
-				b.index[id] = i
-			}
-			b.dups++
-			return
-		}
+	key := importKey(r)
+	if i, ok := b.index[key]; ok {
+		prev := &b.rows[i]
+		prev.row, prev.line = mergeRow(prev.row, r), line
+		b.dups++
+		return
 	}
-	b.rows = append(b.rows, stagedRow{line: line, key: ids[0], row: r})
-	for _, id := range ids {
-		b.index[id] = len(b.rows) - 1
-	}
+	b.rows = append(b.rows, stagedRow{line: line, key: key, row: r})
+	b.index[key] = len(b.rows) - 1
 }
 
 func mergeRow(old, cur importer.Row) importer.Row {
@@ -516,14 +515,42 @@ func (h *ImportContacts) keyHash(key string) []byte {
 	return sum[:]
 }
 
-var (
-	importRowColumns = []string{"tenant_id", "import_id", "line", "key_hash", "id_hashes", "external_id", "name",
-		"phone", "email", "email_key", "address", "property_type", "closing_date", "notes"}
-)
+var importRowColumns = []string{"tenant_id", "import_id", "line", "key_hash", "external_id", "new_external_id",
+	"name", "phone", "email", "email_key", "address", "property_type", "closing_date", "notes"}
+
+// newExternalID is the external_id a row's new contact gets: its own, or
+// "import-" and a UUID derived from the import and the key (a keyed
+// hash: the ID does not give the phone or email away), by which the
+// import's later batches find the contact again.
+func (h *ImportContacts) newExternalID(importID uuid.UUID, s stagedRow) string {
+	if s.row.ExternalID != nil {
+		return *s.row.ExternalID
+	}
+	var id uuid.UUID
+	copy(id[:], h.keyHash(importID.String()+"|"+s.key))
+	id[6] = id[6]&0x0f | 0x80 // version 8: custom
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return "import-" + id.String()
+}
 
 // commitBatch writes one batch and moves the import forward, in one
 // transaction.
 func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt int32, b *importBatch,
+	records int64, progress int32) (db.Import, error) {
+	for try := 1; ; try++ {
+		out, err := h.commitBatchOnce(ctx, imp, attempt, b, records, progress)
+		// A contact someone else created while the batch merged (the same
+		// external_id) fails its insert instead of losing the row; merged
+		// again, the row finds and updates it.
+		if try < importMergeTries && db.IsUniqueViolation(err) {
+			h.Logger.InfoContext(ctx, "a contact of the batch was created meanwhile; merging the batch again")
+			continue
+		}
+		return out, err
+	}
+}
+
+func (h *ImportContacts) commitBatchOnce(ctx context.Context, imp db.Import, attempt int32, b *importBatch,
 	records int64, progress int32) (db.Import, error) {
 	var out db.Import
 	err := h.Store.InTenantTx(ctx, imp.TenantID, pgx.TxOptions{}, func(tx pgx.Tx) error {
@@ -544,24 +571,24 @@ func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt
 				if s.row.ClosingDate != nil {
 					date = pgtype.Date{Time: *s.row.ClosingDate, Valid: true}
 				}
-				// Only a dry run needs the hashes (import_seen).
-				key, ids := []byte{}, [][]byte{}
+				// Only a dry run needs the key's hash (import_seen).
+				key := []byte{}
 				if imp.DryRun {
 					key = h.keyHash(s.key)
-					for _, id := range identities(s.row) {
-						ids = append(ids, h.keyHash(id))
-					}
 				}
 				var emailKey *string
 				if s.row.Email != nil {
 					k := strings.ToLower(*s.row.Email)
 					emailKey = &k
 				}
-				rows[i] = []any{imp.TenantID, imp.ID, s.line, key, ids, s.row.ExternalID, s.row.Name,
-					s.row.Phone, s.row.Email, emailKey, s.row.Address, s.row.PropertyType, date, s.row.Notes}
+				rows[i] = []any{imp.TenantID, imp.ID, s.line, key, s.row.ExternalID, h.newExternalID(imp.ID, s),
+					s.row.Name, s.row.Phone, s.row.Email, emailKey, s.row.Address, s.row.PropertyType, date, s.row.Notes}
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, importRowColumns, pgx.CopyFromRows(rows)); err != nil {
 				return fmt.Errorf("stage batch: %w", err)
+			}
+			if h.BeforeMerge != nil {
+				h.BeforeMerge()
 			}
 			if imp.DryRun {
 				r, err := q.ImportDryRunBatch(ctx, db.ImportDryRunBatchParams{TenantID: imp.TenantID, ImportID: imp.ID})

@@ -156,14 +156,19 @@ func TestImportWithoutIdentityColumnFailsWithAReason(t *testing.T) {
 // contact.
 func TestImportDryRunThenReal(t *testing.T) {
 	f := setupImport(t)
+	res := f.app.Do("PUT", "/v1/contacts/crm-1", f.tenant.Key, map[string]any{"name": "Known", "phone": "+13125550120"})
+	require.Less(t, res.Status, 300, string(res.Body))
 	body := []byte("ID,Name,Phone,Email\n" +
 		"a1,Ann,3125550101,ann@example.com\n" +
 		"a2,Ben,3125550102,\n" +
-		"a3,Cat,bad,\n" +
-		",Ann Again,3125550101,\n" + // same phone as a1: duplicate, merged
+		"a3,Cat,bad,\n" + // rejected
+		",Walk-in,3125550110,\n" +
+		"a1,Ann Again,,ann@example.com\n" + // a1 again: duplicate, merged
+		",Known Client,3125550120,\n" + // the existing contact: updated
 		"a4,Dan,,dan@example.com\n" +
-		"a5,Eve,3125550105,\n" +
-		",Dan Later,,DAN@example.com\n") // same email as a4
+		",Walk-in Later,(312) 555-0110,\n" + // the same phone key: duplicate
+		",Dan's Email,,DAN@example.com\n" + // an email key; a4 is another key: a new contact
+		",Known Again,3125550120,\n") // the existing contact again: duplicate
 	h := jobs.NewImportContacts(f.app.Deps)
 	h.BatchRows = 2 // duplicates across batches too
 
@@ -172,21 +177,21 @@ func TestImportDryRunThenReal(t *testing.T) {
 	gotDry := f.get(t, dry)
 	require.Equal(t, true, gotDry["dry_run"])
 	require.Equal(t, "succeeded", gotDry["status"])
-	require.Empty(t, f.contacts(t))
+	require.Len(t, f.contacts(t), 1)
 
 	real := f.upload(t, body, "")
 	require.NoError(t, f.run(t, real, h))
 	gotReal := f.get(t, real)
-	require.Equal(t, [5]int{7, 4, 0, 1, 2}, counts(gotReal))
+	require.Equal(t, [5]int{10, 5, 1, 1, 3}, counts(gotReal))
 	require.Equal(t, counts(gotReal), counts(gotDry))
 	cs := f.contacts(t)
-	require.Len(t, cs, 4)
+	require.Len(t, cs, 6)
 	names := []string{}
 	for _, c := range cs {
 		names = append(names, c.Name)
 	}
 	// Last wins: the later row's non-blank cells replace the earlier's.
-	require.ElementsMatch(t, []string{"Ann Again", "Ben", "Dan Later", "Eve"}, names)
+	require.ElementsMatch(t, []string{"Ann Again", "Ben", "Walk-in Later", "Known Again", "Dan", "Dan's Email"}, names)
 
 	// Nothing is left in the working tables.
 	var staged int
@@ -635,4 +640,121 @@ func TestImportDryRunResumesAfterADatabaseCrash(t *testing.T) {
 	require.Equal(t, "succeeded", got["status"])
 	require.Equal(t, [5]int{15, 10, 0, 0, 5}, counts(got))
 	require.Empty(t, f.contacts(t))
+}
+
+// The dedupe rule: a row's key is its external_id, else its phone, else
+// its email; rows with the same key are one client, rows with different
+// keys never merge (whatever else they share); a key matches the contacts
+// the import did not create (external_id: that contact; phone or email:
+// the oldest with it). The same file cut into batches anywhere gives the
+// same contacts and counts.
+func TestImportDedupeDoesNotDependOnBatchBoundaries(t *testing.T) {
+	body := []byte("ID,Name,Phone,Email,Notes\n" +
+		"x1,Ann,3125550101,ann@example.com,first\n" + // 2
+		"x2,Ann's Husband,3125550101,,\n" + // 3: same phone, other ID: another client
+		",Walk-in,3125550101,,walked in\n" + // 4: no ID: keyed by phone; the ID'd rows are other keys
+		"x1,Ann Smith,,ann@example.com,\n" + // 5: x1 again: merged, blanks keep
+		",Walk-in Again,3125550101,walkin@example.com,\n" + // 6: phone key again
+		",Email Only,,WALKIN@example.com,\n" + // 7: email key; the phone row above is another key
+		",Old Friend,3125550199,,\n" + // 8: matches the existing contact by phone
+		"x9,Friend's ID,3125550199,,\n") // 9: an ID: never merged by phone
+	type result struct {
+		counts   [5]int
+		contacts []string
+	}
+	var results []result
+	for _, batch := range []int{1, 2, 3, 4, 100} {
+		f := setupImport(t)
+		res := f.app.Do("PUT", "/v1/contacts/crm-9", f.tenant.Key, map[string]any{"name": "Friend", "phone": "+13125550199"})
+		require.Less(t, res.Status, 300, string(res.Body))
+		h := jobs.NewImportContacts(f.app.Deps)
+		h.BatchRows = batch
+		dry := f.upload(t, body, "?dry_run=true")
+		require.NoError(t, f.run(t, dry, h))
+		id := f.upload(t, body, "")
+		require.NoError(t, f.run(t, id, h))
+		got := result{counts: counts(f.get(t, id))}
+		require.Equal(t, got.counts, counts(f.get(t, dry)), "the dry run, batches of %d rows", batch)
+		require.Equal(t, got.counts[0], got.counts[1]+got.counts[2]+got.counts[3]+got.counts[4], "counts add up")
+		for _, c := range f.contacts(t) {
+			ext := c.ExternalID
+			if strings.HasPrefix(ext, "import-") {
+				ext = "import-…"
+			}
+			got.contacts = append(got.contacts, fmt.Sprintf("%s|%s|%s|%s|%s", ext, c.Name, str(c.Phone), str(c.Email), str(c.Notes)))
+		}
+		results = append(results, got)
+	}
+	require.Equal(t, result{counts: [5]int{8, 5, 1, 0, 2}, contacts: []string{
+		"x1|Ann Smith|+13125550101|ann@example.com|first",
+		"x2|Ann's Husband|+13125550101||",
+		"import-…|Email Only||WALKIN@example.com|",
+		"x9|Friend's ID|+13125550199||",
+		"crm-9|Old Friend|+13125550199||",
+		"import-…|Walk-in Again|+13125550101|walkin@example.com|walked in",
+	}}, results[0])
+	for i, r := range results[1:] {
+		require.Equal(t, results[0], r, "batches of %d rows", []int{2, 3, 4, 100}[i])
+	}
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// A contact created by someone else while a batch merges (a PUT of the
+// same external_id, committed after the merge looked for it) is not
+// dropped: the batch is merged again, its row updates that contact, and
+// the counts add up (rows_total = created + updated + rejected +
+// duplicates).
+func TestImportConcurrentContactWithTheSameExternalID(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, []byte("ID,Name,Phone\nr1,Rae,3125550131\nr2,Sol,3125550132\n"), "")
+	ctx := context.Background()
+	other := testenv.Owner(t)
+	watcher := testenv.Owner(t)
+	h := jobs.NewImportContacts(f.app.Deps)
+	raced := make(chan error, 1)
+	started := false
+	h.BeforeMerge = func() {
+		if started {
+			return
+		}
+		started = true
+		// Another writer holds r2, not yet committed: the merge cannot see
+		// it and its insert waits for it; once it waits, r2 commits.
+		tx, err := other.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `INSERT INTO contacts (tenant_id, external_id, name, created_at, updated_at)
+			VALUES ($1, 'r2', 'Put', now(), now())`, f.tenant.ID)
+		require.NoError(t, err)
+		go func() {
+			for {
+				var waiting bool
+				err := watcher.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+					WHERE wait_event_type = 'Lock' AND query LIKE '%ImportMergeBatch%')`).Scan(&waiting)
+				if err != nil || waiting {
+					if err == nil {
+						err = tx.Commit(ctx)
+					}
+					raced <- err
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	require.NoError(t, f.run(t, id, h))
+	require.NoError(t, <-raced)
+	got := f.get(t, id)
+	require.Equal(t, "succeeded", got["status"])
+	require.Equal(t, [5]int{2, 1, 1, 0, 0}, counts(got))
+	names := map[string]string{}
+	for _, c := range f.contacts(t) {
+		names[c.ExternalID] = c.Name
+	}
+	require.Equal(t, map[string]string{"r1": "Rae", "r2": "Sol"}, names)
 }
