@@ -77,15 +77,16 @@ func (f importFixture) contacts(t *testing.T) []db.Contact {
 	var out []db.Contact
 	ctx := context.Background()
 	require.NoError(t, f.app.Store.InTenantTx(ctx, f.tenant.ID, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, external_id, name, phone, email, address, notes FROM contacts
-			WHERE tenant_id = $1 ORDER BY name`, f.tenant.ID)
+		rows, err := tx.Query(ctx, `SELECT id, external_id, name, phone, email, address, notes, property_type,
+			closing_date FROM contacts WHERE tenant_id = $1 ORDER BY name`, f.tenant.ID)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var c db.Contact
-			if err := rows.Scan(&c.ID, &c.ExternalID, &c.Name, &c.Phone, &c.Email, &c.Address, &c.Notes); err != nil {
+			if err := rows.Scan(&c.ID, &c.ExternalID, &c.Name, &c.Phone, &c.Email, &c.Address, &c.Notes, &c.PropertyType,
+				&c.ClosingDate); err != nil {
 				return err
 			}
 			out = append(out, c)
@@ -139,6 +140,15 @@ func TestImportMessyFiles(t *testing.T) {
 	_, garbled := byName["Bad Bytes \uFFFD"]
 	require.False(t, garbled)
 	require.Equal(t, "Café regular", *byName["Zoë Vermeulen"].Notes) // a stray byte elsewhere garbles nothing
+	// Property type and closing date are stored as read (05/01/2024 is
+	// May 1 for a US tenant).
+	require.Equal(t, "Condo", *byName["Wes Ward"].PropertyType)
+	require.Equal(t, "2024-05-01", byName["Wes Ward"].ClosingDate.Time.Format(time.DateOnly))
+	require.Nil(t, byName["Solo"].PropertyType)
+	require.False(t, byName["Solo"].ClosingDate.Valid)
+	for _, n := range []string{"D One", "D Two", "D Three"} {
+		require.Equal(t, "2024-05-01", byName[n].ClosingDate.Time.Format(time.DateOnly), n)
+	}
 	require.Contains(t, byName, "Chloë Brontë")
 }
 
@@ -388,7 +398,7 @@ func TestImportKeepsOptOuts(t *testing.T) {
 		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms", AddressHash: hash,
 			Reason: "opt_out", Source: "inbound_sms", Now: f.app.Clock.Now()})
 	}))
-	id := f.upload(t, []byte("Name,Phone\nOpted Out,312-555-0177\n"), "")
+	id := f.upload(t, []byte("ID,Name,Phone\nopt-1,Opted Out,312-555-0177\n"), "")
 	require.NoError(t, f.run(t, id, nil))
 	require.Equal(t, [5]int{1, 1, 0, 0, 0}, counts(f.get(t, id)))
 	cs := f.contacts(t)
@@ -399,6 +409,55 @@ func TestImportKeepsOptOuts(t *testing.T) {
 		require.Equal(t, "opt_out", s.Reason)
 		return err
 	}))
+
+	// A text to the imported contact is not sent.
+	res := f.app.Do("POST", "/v1/messages", f.tenant.Key, map[string]any{"contact_id": "opt-1", "channel": "sms",
+		"body": "Happy anniversary of your new home!"})
+	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
+	m := f.app.Message(f.tenant.ID, f.app.MustUUID(res.JSON()["id"]))
+	j := jobs.NewMessageSendJob(m.TenantID, m.ID, m.Kind)
+	require.NoError(t, jobs.NewMessageSend(f.app.Deps).ProcessTask(ctx, asynq.NewTask(j.Type, j.Payload)))
+	require.Equal(t, "suppressed", f.app.Message(f.tenant.ID, m.ID).Status)
+	require.Zero(t, f.app.Twilio.Requests())
+}
+
+// An email address that is not one is rejected with its line and a
+// reason; the file's other rows are imported.
+func TestImportRejectsAnInvalidEmail(t *testing.T) {
+	f := setupImport(t)
+	id := f.upload(t, []byte("Name,Email\nGood,good@example.com\nBad,not-an-email@\nAlso Bad,two@@example.com\n"), "")
+	require.NoError(t, f.run(t, id, nil))
+	require.Equal(t, [5]int{3, 1, 0, 2, 0}, counts(f.get(t, id)))
+	res := f.app.Do("GET", "/v1/imports/"+id.String()+"/errors", f.tenant.Key, nil)
+	rows, err := csv.NewReader(bytes.NewReader(res.Body)).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, [][]string{{"line", "reason", "Name", "Email"},
+		{"3", "the email address is not valid", "Bad", "not-an-email@"},
+		{"4", "the email address is not valid", "Also Bad", "two@@example.com"}}, rows)
+	require.Len(t, f.contacts(t), 1)
+}
+
+// A tenant outside the US reads phones without a country code in its own
+// region and 05/01/2024 as 5 January.
+func TestImportInATenantOutsideTheUS(t *testing.T) {
+	f := setupImport(t)
+	_, err := testenv.Owner(t).Exec(context.Background(), "UPDATE tenants SET default_region = 'GB' WHERE id = $1",
+		f.tenant.ID)
+	require.NoError(t, err)
+	id := f.upload(t, []byte("Name,Phone,Closing Date\n"+
+		"Nigel,020 7946 0018,05/01/2024\n"+
+		"Visitor,+1 312 555 0101,2024-05-01\n"+
+		"Local Format,(312) 555-0102,\n"), "")
+	require.NoError(t, f.run(t, id, nil))
+	require.Equal(t, [5]int{3, 2, 0, 1, 0}, counts(f.get(t, id)))
+	byName := map[string]db.Contact{}
+	for _, c := range f.contacts(t) {
+		byName[c.Name] = c
+	}
+	require.Equal(t, "+442079460018", *byName["Nigel"].Phone)
+	require.Equal(t, "2024-01-05", byName["Nigel"].ClosingDate.Time.Format(time.DateOnly))
+	require.Equal(t, "+13125550101", *byName["Visitor"].Phone)
+	require.Equal(t, "2024-05-01", byName["Visitor"].ClosingDate.Time.Format(time.DateOnly))
 }
 
 func TestImportTooLargeIs413AndKeepsNothing(t *testing.T) {
