@@ -246,7 +246,7 @@ WITH matched AS MATERIALIZED (
                                              AND c.created_by_import IS DISTINCT FROM $2::uuid
                 ORDER BY c.created_at, c.id LIMIT 1)
            ) AS contact_id
-    FROM import_rows s WHERE s.tenant_id = $1 AND s.import_id = $2
+    FROM import_rows s WHERE s.tenant_id = $1 AND s.import_id = $2 AND s.batch = $3
 ), keyed AS MATERIALIZED (
     -- k: what the row reaches (a contact, or its own key), computed here
     -- so that the lookup below compares with a plain column: under
@@ -267,7 +267,7 @@ WITH matched AS MATERIALIZED (
     INSERT INTO import_seen (import_id, tenant_id, key_hash)
     SELECT $2::uuid, $1::uuid, g.k FROM grouped g WHERE NOT g.seen
 ), del AS (
-    DELETE FROM import_rows r WHERE r.tenant_id = $1 AND r.import_id = $2
+    DELETE FROM import_rows r WHERE r.tenant_id = $1 AND r.import_id = $2 AND r.batch = $3
 )
 SELECT (SELECT count(*) FROM grouped WHERE NOT seen AND NOT matched)::bigint AS created,
        (SELECT count(*) FROM grouped WHERE NOT seen AND matched)::bigint AS updated,
@@ -277,6 +277,7 @@ SELECT (SELECT count(*) FROM grouped WHERE NOT seen AND NOT matched)::bigint AS 
 type ImportDryRunBatchParams struct {
 	TenantID uuid.UUID
 	ImportID uuid.UUID
+	Batch    int64
 }
 
 type ImportDryRunBatchRow struct {
@@ -293,7 +294,7 @@ type ImportDryRunBatchRow struct {
 // have been updated, so that a later row reaching either is a duplicate,
 // as it would be when merging.
 func (q *Queries) ImportDryRunBatch(ctx context.Context, arg ImportDryRunBatchParams) (ImportDryRunBatchRow, error) {
-	row := q.db.QueryRow(ctx, importDryRunBatch, arg.TenantID, arg.ImportID)
+	row := q.db.QueryRow(ctx, importDryRunBatch, arg.TenantID, arg.ImportID, arg.Batch)
 	var i ImportDryRunBatchRow
 	err := row.Scan(&i.Created, &i.Updated, &i.Duplicates)
 	return i, err
@@ -798,7 +799,7 @@ WITH matched AS MATERIALIZED (
                                              AND c.created_by_import IS DISTINCT FROM $1::uuid
                 ORDER BY c.created_at, c.id LIMIT 1)
            ) AS contact_id
-    FROM import_rows s WHERE s.tenant_id = $2 AND s.import_id = $1
+    FROM import_rows s WHERE s.tenant_id = $2 AND s.import_id = $1 AND s.batch = $3
 ), merged AS MATERIALIZED (
     -- The last non-blank value of each cell, in line order.
     SELECT m.contact_id, count(*) AS n,
@@ -819,7 +820,7 @@ WITH matched AS MATERIALIZED (
     SET name = coalesce(w.name, c.name), phone = coalesce(w.phone, c.phone), email = coalesce(w.email, c.email),
         address = coalesce(w.address, c.address), property_type = coalesce(w.property_type, c.property_type),
         closing_date = coalesce(w.closing_date, c.closing_date), notes = coalesce(w.notes, c.notes),
-        last_import_id = $1, updated_at = $3
+        last_import_id = $1, updated_at = $4
     FROM merged w
     -- Only the primary key: a condition on contacts alone (such as its
     -- tenant, which row-level security and the matching above already
@@ -832,11 +833,11 @@ WITH matched AS MATERIALIZED (
     INSERT INTO contacts (tenant_id, external_id, name, phone, email, address, property_type, closing_date, notes,
                           last_import_id, created_by_import, created_at, updated_at)
     SELECT $2, m.new_external_id, m.name, m.phone, m.email, m.address, m.property_type, m.closing_date,
-           m.notes, $1, $1, $3, $3
+           m.notes, $1, $1, $4, $4
     FROM matched m WHERE m.contact_id IS NULL
     RETURNING contacts.id
 ), del AS (
-    DELETE FROM import_rows r WHERE r.tenant_id = $2 AND r.import_id = $1
+    DELETE FROM import_rows r WHERE r.tenant_id = $2 AND r.import_id = $1 AND r.batch = $3
 )
 SELECT (SELECT count(*) FROM ins)::bigint AS created,
        (SELECT count(*) FROM merged WHERE prev_import IS DISTINCT FROM $1::uuid)::bigint AS updated,
@@ -847,6 +848,7 @@ SELECT (SELECT count(*) FROM ins)::bigint AS created,
 type ImportMergeBatchParams struct {
 	ImportID uuid.UUID
 	TenantID uuid.UUID
+	Batch    int64
 	Now      time.Time
 }
 
@@ -869,9 +871,16 @@ type ImportMergeBatchRow struct {
 // already wrote the contact. Blank cells keep what the contact has. A new
 // contact that someone else created meanwhile makes the INSERT fail
 // (unique_violation) rather than drop the row: the job merges the batch
-// again, and then the row updates it. The batch's staged rows are deleted.
+// again, and then the row updates it. The batch's staged rows (import and
+// batch: the rows earlier batches staged and deleted stay in the index as
+// dead entries until a vacuum, and must not be read again) are deleted.
 func (q *Queries) ImportMergeBatch(ctx context.Context, arg ImportMergeBatchParams) (ImportMergeBatchRow, error) {
-	row := q.db.QueryRow(ctx, importMergeBatch, arg.ImportID, arg.TenantID, arg.Now)
+	row := q.db.QueryRow(ctx, importMergeBatch,
+		arg.ImportID,
+		arg.TenantID,
+		arg.Batch,
+		arg.Now,
+	)
 	var i ImportMergeBatchRow
 	err := row.Scan(&i.Created, &i.Updated, &i.Duplicates)
 	return i, err

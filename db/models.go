@@ -242,6 +242,7 @@ type ImportRow struct {
 	ClosingDate   pgtype.Date
 	Notes         *string
 	NewExternalID string
+	Batch         int64
 }
 
 type ImportSeen struct {

@@ -515,8 +515,10 @@ func (h *ImportContacts) keyHash(key string) []byte {
 	return sum[:]
 }
 
-var importRowColumns = []string{"tenant_id", "import_id", "line", "key_hash", "external_id", "new_external_id",
-	"name", "phone", "email", "email_key", "address", "property_type", "closing_date", "notes"}
+// importRowColumns are what a batch stages. Its batch number is the
+// resume point it moves to (records): unique among the import's batches.
+var importRowColumns = []string{"tenant_id", "import_id", "batch", "line", "key_hash", "external_id",
+	"new_external_id", "name", "phone", "email", "email_key", "address", "property_type", "closing_date", "notes"}
 
 // newExternalID is the external_id a row's new contact gets: its own, or
 // "import-" and a UUID derived from the import and the key (a keyed
@@ -581,7 +583,7 @@ func (h *ImportContacts) commitBatchOnce(ctx context.Context, imp db.Import, att
 					k := strings.ToLower(*s.row.Email)
 					emailKey = &k
 				}
-				rows[i] = []any{imp.TenantID, imp.ID, s.line, key, s.row.ExternalID, h.newExternalID(imp.ID, s),
+				rows[i] = []any{imp.TenantID, imp.ID, records, s.line, key, s.row.ExternalID, h.newExternalID(imp.ID, s),
 					s.row.Name, s.row.Phone, s.row.Email, emailKey, s.row.Address, s.row.PropertyType, date, s.row.Notes}
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, importRowColumns, pgx.CopyFromRows(rows)); err != nil {
@@ -591,14 +593,15 @@ func (h *ImportContacts) commitBatchOnce(ctx context.Context, imp db.Import, att
 				h.BeforeMerge()
 			}
 			if imp.DryRun {
-				r, err := q.ImportDryRunBatch(ctx, db.ImportDryRunBatchParams{TenantID: imp.TenantID, ImportID: imp.ID})
+				r, err := q.ImportDryRunBatch(ctx, db.ImportDryRunBatchParams{TenantID: imp.TenantID, ImportID: imp.ID,
+					Batch: records})
 				if err != nil {
 					return fmt.Errorf("count batch: %w", err)
 				}
 				created, updated, dups = r.Created, r.Updated, r.Duplicates
 			} else {
 				r, err := q.ImportMergeBatch(ctx, db.ImportMergeBatchParams{TenantID: imp.TenantID, ImportID: imp.ID,
-					Now: h.Clock.Now()})
+					Batch: records, Now: h.Clock.Now()})
 				if err != nil {
 					return fmt.Errorf("merge batch: %w", err)
 				}

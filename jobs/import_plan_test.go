@@ -83,7 +83,7 @@ func planWork(node map[string]any) (work, staged float64) {
 	work = (f("Actual Rows") + f("Rows Removed by Filter") + f("Rows Removed by Join Filter") +
 		f("Rows Removed by Index Recheck")) * loops
 	if node["Relation Name"] == "import_rows" && node["Node Type"] != "ModifyTable" {
-		staged = max(staged, f("Actual Rows")*loops)
+		staged = f("Actual Rows") * loops
 	}
 	children, _ := node["Plans"].([]any)
 	for _, c := range children {

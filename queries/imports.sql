@@ -152,7 +152,9 @@ LIMIT @max_rows;
 -- already wrote the contact. Blank cells keep what the contact has. A new
 -- contact that someone else created meanwhile makes the INSERT fail
 -- (unique_violation) rather than drop the row: the job merges the batch
--- again, and then the row updates it. The batch's staged rows are deleted.
+-- again, and then the row updates it. The batch's staged rows (import and
+-- batch: the rows earlier batches staged and deleted stay in the index as
+-- dead entries until a vacuum, and must not be read again) are deleted.
 -- name: ImportMergeBatch :one
 WITH matched AS MATERIALIZED (
     SELECT s.line, s.external_id, s.new_external_id, s.name, s.phone, s.email, s.address, s.property_type,
@@ -168,7 +170,7 @@ WITH matched AS MATERIALIZED (
                                              AND c.created_by_import IS DISTINCT FROM @import_id::uuid
                 ORDER BY c.created_at, c.id LIMIT 1)
            ) AS contact_id
-    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
+    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id AND s.batch = @batch
 ), merged AS MATERIALIZED (
     -- The last non-blank value of each cell, in line order.
     SELECT m.contact_id, count(*) AS n,
@@ -206,7 +208,7 @@ WITH matched AS MATERIALIZED (
     FROM matched m WHERE m.contact_id IS NULL
     RETURNING contacts.id
 ), del AS (
-    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id
+    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id AND r.batch = @batch
 )
 SELECT (SELECT count(*) FROM ins)::bigint AS created,
        (SELECT count(*) FROM merged WHERE prev_import IS DISTINCT FROM @import_id::uuid)::bigint AS updated,
@@ -234,7 +236,7 @@ WITH matched AS MATERIALIZED (
                                              AND c.created_by_import IS DISTINCT FROM @import_id::uuid
                 ORDER BY c.created_at, c.id LIMIT 1)
            ) AS contact_id
-    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
+    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id AND s.batch = @batch
 ), keyed AS MATERIALIZED (
     -- k: what the row reaches (a contact, or its own key), computed here
     -- so that the lookup below compares with a plain column: under
@@ -255,7 +257,7 @@ WITH matched AS MATERIALIZED (
     INSERT INTO import_seen (import_id, tenant_id, key_hash)
     SELECT @import_id::uuid, @tenant_id::uuid, g.k FROM grouped g WHERE NOT g.seen
 ), del AS (
-    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id
+    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id AND r.batch = @batch
 )
 SELECT (SELECT count(*) FROM grouped WHERE NOT seen AND NOT matched)::bigint AS created,
        (SELECT count(*) FROM grouped WHERE NOT seen AND matched)::bigint AS updated,
