@@ -14,7 +14,7 @@ import (
 )
 
 const contactGet = `-- name: ContactGet :one
-SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key FROM contacts WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key, created_by_import FROM contacts WHERE tenant_id = $1 AND id = $2
 `
 
 type ContactGetParams struct {
@@ -41,12 +41,13 @@ func (q *Queries) ContactGet(ctx context.Context, arg ContactGetParams) (Contact
 		&i.ClosingDate,
 		&i.LastImportID,
 		&i.EmailKey,
+		&i.CreatedByImport,
 	)
 	return i, err
 }
 
 const contactGetByExternalID = `-- name: ContactGetByExternalID :one
-SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key FROM contacts WHERE tenant_id = $1 AND external_id = $2
+SELECT id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key, created_by_import FROM contacts WHERE tenant_id = $1 AND external_id = $2
 `
 
 type ContactGetByExternalIDParams struct {
@@ -73,6 +74,7 @@ func (q *Queries) ContactGetByExternalID(ctx context.Context, arg ContactGetByEx
 		&i.ClosingDate,
 		&i.LastImportID,
 		&i.EmailKey,
+		&i.CreatedByImport,
 	)
 	return i, err
 }
@@ -120,7 +122,7 @@ VALUES ($1, $2, $3, $4, $5, $6,
 ON CONFLICT (tenant_id, external_id) DO UPDATE
 SET name = excluded.name, phone = excluded.phone, email = excluded.email, timezone = excluded.timezone,
     address = excluded.address, notes = excluded.notes, updated_at = excluded.updated_at
-RETURNING id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key, (xmax = 0)::boolean AS inserted
+RETURNING id, tenant_id, external_id, name, phone, email, timezone, address, notes, created_at, updated_at, property_type, closing_date, last_import_id, email_key, created_by_import, (xmax = 0)::boolean AS inserted
 `
 
 type ContactUpsertParams struct {
@@ -136,22 +138,23 @@ type ContactUpsertParams struct {
 }
 
 type ContactUpsertRow struct {
-	ID           uuid.UUID
-	TenantID     uuid.UUID
-	ExternalID   string
-	Name         string
-	Phone        *string
-	Email        *string
-	Timezone     *string
-	Address      *string
-	Notes        *string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	PropertyType *string
-	ClosingDate  pgtype.Date
-	LastImportID *uuid.UUID
-	EmailKey     *string
-	Inserted     bool
+	ID              uuid.UUID
+	TenantID        uuid.UUID
+	ExternalID      string
+	Name            string
+	Phone           *string
+	Email           *string
+	Timezone        *string
+	Address         *string
+	Notes           *string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	PropertyType    *string
+	ClosingDate     pgtype.Date
+	LastImportID    *uuid.UUID
+	EmailKey        *string
+	CreatedByImport *uuid.UUID
+	Inserted        bool
 }
 
 // ContactUpsert creates or replaces a contact by its external ID; inserted
@@ -185,6 +188,7 @@ func (q *Queries) ContactUpsert(ctx context.Context, arg ContactUpsertParams) (C
 		&i.ClosingDate,
 		&i.LastImportID,
 		&i.EmailKey,
+		&i.CreatedByImport,
 		&i.Inserted,
 	)
 	return i, err

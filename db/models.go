@@ -54,21 +54,22 @@ type ConsoleSession struct {
 }
 
 type Contact struct {
-	ID           uuid.UUID
-	TenantID     uuid.UUID
-	ExternalID   string
-	Name         string
-	Phone        *string
-	Email        *string
-	Timezone     *string
-	Address      *string
-	Notes        *string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	PropertyType *string
-	ClosingDate  pgtype.Date
-	LastImportID *uuid.UUID
-	EmailKey     *string
+	ID              uuid.UUID
+	TenantID        uuid.UUID
+	ExternalID      string
+	Name            string
+	Phone           *string
+	Email           *string
+	Timezone        *string
+	Address         *string
+	Notes           *string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	PropertyType    *string
+	ClosingDate     pgtype.Date
+	LastImportID    *uuid.UUID
+	EmailKey        *string
+	CreatedByImport *uuid.UUID
 }
 
 type Credential struct {
@@ -228,20 +229,21 @@ type ImportError struct {
 }
 
 type ImportRow struct {
-	TenantID     uuid.UUID
-	ImportID     uuid.UUID
-	Line         int64
-	KeyHash      []byte
-	IDHashes     [][]byte
-	ExternalID   *string
-	Name         string
-	Phone        *string
-	Email        *string
-	EmailKey     *string
-	Address      *string
-	PropertyType *string
-	ClosingDate  pgtype.Date
-	Notes        *string
+	TenantID      uuid.UUID
+	ImportID      uuid.UUID
+	Line          int64
+	KeyHash       []byte
+	ExternalID    *string
+	Name          string
+	Phone         *string
+	Email         *string
+	EmailKey      *string
+	Address       *string
+	PropertyType  *string
+	ClosingDate   pgtype.Date
+	Notes         *string
+	NewExternalID string
+	Batch         int64
 }
 
 type ImportSeen struct {

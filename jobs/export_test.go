@@ -7,3 +7,6 @@ import "context"
 func SetReplicationReader(d *Dispatcher, read func(context.Context) (string, error)) {
 	d.readRepl = read
 }
+
+// NextImportBatchRows sizes an import's next batch from the last one.
+var NextImportBatchRows = nextBatchRows

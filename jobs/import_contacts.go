@@ -37,8 +37,9 @@ type ImportContactsPayload struct {
 }
 
 // Import limits. An attempt proves it is alive with every batch it
-// commits (at least every importBatchEvery); one silent for importStale
-// is presumed dead and the next attempt resumes after its last batch.
+// commits (about every importBatchEvery: batches are sized so); one silent
+// for importStale is presumed dead and the next attempt resumes after its
+// last batch.
 const (
 	importTimeout     = 4 * time.Hour
 	importMaxRetry    = 8
@@ -47,9 +48,17 @@ const (
 	importResultKeep  = 24 * time.Hour
 	importBookkeeping = 15 * time.Second
 	// ImportBatchRows and importBatchEvery bound a batch: whichever comes
-	// first ends it, so progress is committed at least every few seconds.
-	ImportBatchRows  = 5000
-	importBatchEvery = 2 * time.Second
+	// first ends it, so progress is committed every few seconds. The
+	// rows per batch start at importFirstBatchRows and follow how long
+	// the last batch took to commit (nextBatchRows): a database that
+	// merges slowly gets smaller batches, not rarer progress.
+	ImportBatchRows      = 5000
+	importBatchEvery     = 2 * time.Second
+	importFirstBatchRows = 1000
+	importMinBatchRows   = 100
+	// importMergeTries bounds how often a batch is merged again after a
+	// concurrent writer created one of its contacts.
+	importMergeTries = 3
 	// ImportFileKey is where an upload is stored: tenant, import.
 	ImportFileKey = "tenants/%s/imports/%s.csv"
 	// DefaultImportFilesTTL is how long an import's upload and rejected
@@ -84,10 +93,12 @@ func NewImportContactsJob(tenantID, importID uuid.UUID) Job {
 // cancelled import (DELETE) makes the next batch's update match nothing:
 // the batch is rolled back and the attempt stops.
 //
-// Duplicates: within a batch rows sharing an external_id, phone or email
-// are merged, the later row's non-blank cells winning ("last wins"); a
-// later batch's row that reaches a contact this import already wrote is
-// merged into it the same way. Either way it is counted as a duplicate.
+// Duplicates: a row's key is its external_id, else its phone, else its
+// email (importKey). Rows of a batch with the same key are merged in memory,
+// the later row's non-blank cells winning ("last wins"); ImportMergeBatch
+// finds a key's contact the same way in every batch (README, "Duplicates"),
+// so a row whose key an earlier batch already wrote is merged into that
+// contact. Either way it is counted as a duplicate.
 type ImportContacts struct {
 	Store      *db.Store
 	Clock      clock.Clock
@@ -101,6 +112,9 @@ type ImportContacts struct {
 	// AfterBatch, when set, runs after each committed batch (tests: an
 	// error ends the attempt there, as if its worker had died).
 	AfterBatch func(batch int32) error
+	// BeforeMerge, when set, runs after a batch is staged and before it is
+	// merged (tests: a concurrent writer).
+	BeforeMerge func()
 }
 
 // NewImportContacts builds the handler from the shared dependencies.
@@ -118,11 +132,16 @@ type ImportResult struct {
 	Updated    int64  `json:"rows_updated"`
 	Rejected   int64  `json:"rows_rejected"`
 	Duplicates int64  `json:"rows_duplicates"`
+	Error      string `json:"error,omitempty"`
 }
 
 func importResult(i db.Import) ImportResult {
-	return ImportResult{Status: i.Status, Progress: i.Progress, Total: i.RowsTotal, Created: i.RowsCreated,
+	r := ImportResult{Status: i.Status, Progress: i.Progress, Total: i.RowsTotal, Created: i.RowsCreated,
 		Updated: i.RowsUpdated, Rejected: i.RowsRejected, Duplicates: i.RowsDuplicates}
+	if i.Error != nil {
+		r.Error = *i.Error
+	}
+	return r
 }
 
 // errImportStopped ends an attempt whose batch found the import cancelled
@@ -136,11 +155,41 @@ func (h *ImportContacts) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	ctx = logging.With(ctx, slog.String("tenant_id", p.TenantID.String()), slog.String("import_id", p.ImportID.String()))
+	err := h.attempt(ctx, t, p)
+	h.report(ctx, t, p)
+	return err
+}
+
+func (h *ImportContacts) attempt(ctx context.Context, t *asynq.Task, p ImportContactsPayload) error {
 	imp, attempt, done, err := h.claim(ctx, p)
 	if err != nil || done {
 		return err
 	}
 	return h.run(ctx, t, imp, attempt)
+}
+
+// report writes the import as the attempt leaves it (succeeded, failed,
+// cancelled, queued for a retry, or still running under another attempt)
+// as the task's result, so asynqmon never shows a finished import as
+// running.
+func (h *ImportContacts) report(ctx context.Context, t *asynq.Task, p ImportContactsPayload) {
+	if t.ResultWriter() == nil {
+		return
+	}
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), importBookkeeping)
+	defer cancel()
+	var cur db.Import
+	err := h.Store.InTenant(bg, p.TenantID, func(q *db.Queries) (err error) {
+		cur, err = q.ImportGet(bg, db.ImportGetParams{TenantID: p.TenantID, ID: p.ImportID})
+		return err
+	})
+	if err != nil {
+		if !db.IsNotFound(err) {
+			h.Logger.WarnContext(ctx, "could not write the import's task result", "err", err)
+		}
+		return
+	}
+	writeImportResult(t, importResult(cur))
 }
 
 func (h *ImportContacts) claim(ctx context.Context, p ImportContactsPayload) (db.Import, int32, bool, error) {
@@ -210,7 +259,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // batch is the rows of one transaction.
 type importBatch struct {
 	rows     []stagedRow
-	index    map[string]int // identity component → index in rows
+	index    map[string]int // key → index in rows
 	rejected []importer.Record
 	dups     int64
 	total    int64
@@ -229,41 +278,32 @@ func (b *importBatch) reset(now time.Time) {
 	b.dups, b.total, b.started = 0, 0, now
 }
 
-// identities are the keys a row can be recognised by.
-func identities(r importer.Row) []string {
-	var ids []string
-	if r.ExternalID != nil {
-		ids = append(ids, "x:"+*r.ExternalID)
+// importKey is what identifies a row's client: its external_id, else its
+// phone, else its email (lower-cased). Rows with the same key are one
+// client; rows with different keys never merge, whatever else they share.
+func importKey(r importer.Row) string {
+	switch {
+	case r.ExternalID != nil:
+		return "x:" + *r.ExternalID
+	case r.Phone != nil:
+		return "p:" + *r.Phone
+	default:
+		return "e:" + strings.ToLower(*r.Email)
 	}
-	if r.Phone != nil {
-		ids = append(ids, "p:"+*r.Phone)
-	}
-	if r.Email != nil {
-		ids = append(ids, "e:"+strings.ToLower(*r.Email))
-	}
-	return ids
 }
 
-// add puts an accepted row in the batch, merging it into an earlier row of
-// the batch it shares an identity with (the later non-blank cells win).
+// add puts an accepted row in the batch, merging it into the batch's
+// earlier row of the same key (the later non-blank cells win).
 func (b *importBatch) add(line int64, r importer.Row) {
-	ids := identities(r)
-	for _, id := range ids {
-		if i, ok := b.index[id]; ok {
-			prev := &b.rows[i]
-			prev.row = mergeRow(prev.row, r)
-			prev.line = line
-			for _, id := range identities(prev.row) {
-				b.index[id] = i
-			}
-			b.dups++
-			return
-		}
+	key := importKey(r)
+	if i, ok := b.index[key]; ok {
+		prev := &b.rows[i]
+		prev.row, prev.line = mergeRow(prev.row, r), line
+		b.dups++
+		return
 	}
-	b.rows = append(b.rows, stagedRow{line: line, key: ids[0], row: r})
-	for _, id := range ids {
-		b.index[id] = len(b.rows) - 1
-	}
+	b.rows = append(b.rows, stagedRow{line: line, key: key, row: r})
+	b.index[key] = len(b.rows) - 1
 }
 
 func mergeRow(old, cur importer.Row) importer.Row {
@@ -346,10 +386,12 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 	}
 	// Reading (decoding, parsing, phone numbers) and merging overlap: the
 	// next batch is read while the database merges this one. At most two
-	// batches are held.
+	// batches are held. The rows per batch follow the commits' pace.
 	batches := make(chan readBatch, 1)
+	var rows atomic.Int64
+	rows.Store(int64(min(limit, importFirstBatchRows)))
 	rctx, stopReading := context.WithCancel(ctx)
-	go h.readBatches(rctx, rd, src, imp.FileBytes, limit, batches)
+	go h.readBatches(rctx, rd, src, imp.FileBytes, &rows, batches)
 	defer func() {
 		stopReading()
 		for range batches { //nolint:revive // wait for the reader to let go of the file
@@ -359,6 +401,7 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 		if rb.err != nil {
 			return h.readFailed(ctx, imp, attempt, rb.err)
 		}
+		started := time.Now()
 		cur, err := h.commitBatch(ctx, imp, attempt, rb.batch, rb.records, rb.progress)
 		if errors.Is(err, errImportStopped) {
 			return h.stopped(ctx, imp)
@@ -366,6 +409,7 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 		if err != nil {
 			return h.retryLater(ctx, imp, attempt, err)
 		}
+		rows.Store(int64(nextBatchRows(int(rb.batch.total), time.Since(started), limit)))
 		writeImportResult(t, importResult(cur))
 		if h.AfterBatch != nil {
 			if err := h.AfterBatch(cur.BatchesDone); err != nil {
@@ -376,7 +420,7 @@ func (h *ImportContacts) run(ctx context.Context, t *asynq.Task, imp db.Import, 
 			return h.fail(ctx, imp, rb.fileErr.Error()+"; the rows before it were imported", Permanent(rb.fileErr))
 		}
 		if rb.eof {
-			return h.succeed(ctx, t, imp, attempt)
+			return h.succeed(ctx, imp, attempt)
 		}
 	}
 	return h.retryLater(ctx, imp, attempt, ctx.Err())
@@ -392,10 +436,22 @@ type readBatch struct {
 	err      error               // reading failed (transient)
 }
 
-// readBatches reads the file into batches of at most limit rows (or
+// nextBatchRows sizes the next batch from the last: as many rows as the
+// database commits in importBatchEvery at the last batch's pace, at most
+// twice as many as before and within [importMinBatchRows, limit].
+func nextBatchRows(rows int, took time.Duration, limit int) int {
+	floor := min(importMinBatchRows, limit)
+	n := 2 * rows
+	if took > 0 {
+		n = min(n, int(float64(rows)*float64(importBatchEvery)/float64(took)))
+	}
+	return max(floor, min(n, limit))
+}
+
+// readBatches reads the file into batches of at most *limit rows (or
 // importBatchEvery of reading) until its end, an error, or ctx ends.
 func (h *ImportContacts) readBatches(ctx context.Context, rd *importer.Reader, src *countingReader, size int64,
-	limit int, out chan<- readBatch) {
+	limit *atomic.Int64, out chan<- readBatch) {
 	defer close(out)
 	for {
 		b := &importBatch{index: map[string]int{}}
@@ -413,7 +469,7 @@ func (h *ImportContacts) readBatches(ctx context.Context, rd *importer.Reader, s
 			} else {
 				b.add(rec.Line, rec.Row)
 			}
-			if int(b.total) >= limit || time.Since(b.started) >= importBatchEvery {
+			if b.total >= limit.Load() || time.Since(b.started) >= importBatchEvery {
 				break
 			}
 		}
@@ -459,14 +515,44 @@ func (h *ImportContacts) keyHash(key string) []byte {
 	return sum[:]
 }
 
-var (
-	importRowColumns = []string{"tenant_id", "import_id", "line", "key_hash", "id_hashes", "external_id", "name",
-		"phone", "email", "email_key", "address", "property_type", "closing_date", "notes"}
-)
+// importRowColumns are what a batch stages. Its batch number is the
+// resume point it moves to (records): unique among the import's batches.
+var importRowColumns = []string{"tenant_id", "import_id", "batch", "line", "key_hash", "external_id",
+	"new_external_id", "name", "phone", "email", "email_key", "address", "property_type", "closing_date", "notes"}
+
+// newExternalID is the external_id a row's new contact gets: its own, or
+// "import-" and a UUID derived from the import and the key (a keyed
+// hash: the ID does not give the phone or email away), by which the
+// import's later batches find the contact again.
+func (h *ImportContacts) newExternalID(importID uuid.UUID, s stagedRow) string {
+	if s.row.ExternalID != nil {
+		return *s.row.ExternalID
+	}
+	var id uuid.UUID
+	copy(id[:], h.keyHash(importID.String()+"|"+s.key))
+	id[6] = id[6]&0x0f | 0x80 // version 8: custom
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return "import-" + id.String()
+}
 
 // commitBatch writes one batch and moves the import forward, in one
 // transaction.
 func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt int32, b *importBatch,
+	records int64, progress int32) (db.Import, error) {
+	for try := 1; ; try++ {
+		out, err := h.commitBatchOnce(ctx, imp, attempt, b, records, progress)
+		// A contact someone else created while the batch merged (the same
+		// external_id) fails its insert instead of losing the row; merged
+		// again, the row finds and updates it.
+		if try < importMergeTries && db.IsUniqueViolation(err) {
+			h.Logger.InfoContext(ctx, "a contact of the batch was created meanwhile; merging the batch again")
+			continue
+		}
+		return out, err
+	}
+}
+
+func (h *ImportContacts) commitBatchOnce(ctx context.Context, imp db.Import, attempt int32, b *importBatch,
 	records int64, progress int32) (db.Import, error) {
 	var out db.Import
 	err := h.Store.InTenantTx(ctx, imp.TenantID, pgx.TxOptions{}, func(tx pgx.Tx) error {
@@ -487,34 +573,35 @@ func (h *ImportContacts) commitBatch(ctx context.Context, imp db.Import, attempt
 				if s.row.ClosingDate != nil {
 					date = pgtype.Date{Time: *s.row.ClosingDate, Valid: true}
 				}
-				// Only a dry run needs the hashes (import_seen).
-				key, ids := []byte{}, [][]byte{}
+				// Only a dry run needs the key's hash (import_seen).
+				key := []byte{}
 				if imp.DryRun {
 					key = h.keyHash(s.key)
-					for _, id := range identities(s.row) {
-						ids = append(ids, h.keyHash(id))
-					}
 				}
 				var emailKey *string
 				if s.row.Email != nil {
 					k := strings.ToLower(*s.row.Email)
 					emailKey = &k
 				}
-				rows[i] = []any{imp.TenantID, imp.ID, s.line, key, ids, s.row.ExternalID, s.row.Name,
-					s.row.Phone, s.row.Email, emailKey, s.row.Address, s.row.PropertyType, date, s.row.Notes}
+				rows[i] = []any{imp.TenantID, imp.ID, records, s.line, key, s.row.ExternalID, h.newExternalID(imp.ID, s),
+					s.row.Name, s.row.Phone, s.row.Email, emailKey, s.row.Address, s.row.PropertyType, date, s.row.Notes}
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, importRowColumns, pgx.CopyFromRows(rows)); err != nil {
 				return fmt.Errorf("stage batch: %w", err)
 			}
+			if h.BeforeMerge != nil {
+				h.BeforeMerge()
+			}
 			if imp.DryRun {
-				r, err := q.ImportDryRunBatch(ctx, db.ImportDryRunBatchParams{TenantID: imp.TenantID, ImportID: imp.ID})
+				r, err := q.ImportDryRunBatch(ctx, db.ImportDryRunBatchParams{TenantID: imp.TenantID, ImportID: imp.ID,
+					Batch: records})
 				if err != nil {
 					return fmt.Errorf("count batch: %w", err)
 				}
 				created, updated, dups = r.Created, r.Updated, r.Duplicates
 			} else {
 				r, err := q.ImportMergeBatch(ctx, db.ImportMergeBatchParams{TenantID: imp.TenantID, ImportID: imp.ID,
-					Now: h.Clock.Now()})
+					Batch: records, Now: h.Clock.Now()})
 				if err != nil {
 					return fmt.Errorf("merge batch: %w", err)
 				}
@@ -574,7 +661,7 @@ func writeImportResult(t *asynq.Task, r ImportResult) {
 	}
 }
 
-func (h *ImportContacts) succeed(ctx context.Context, t *asynq.Task, imp db.Import, attempt int32) error {
+func (h *ImportContacts) succeed(ctx context.Context, imp db.Import, attempt int32) error {
 	now := h.Clock.Now()
 	var done db.Import
 	err := h.Store.InTenant(ctx, imp.TenantID, func(q *db.Queries) (err error) {
@@ -594,7 +681,6 @@ func (h *ImportContacts) succeed(ctx context.Context, t *asynq.Task, imp db.Impo
 	if err != nil {
 		return h.retryLater(ctx, imp, attempt, err)
 	}
-	writeImportResult(t, importResult(done))
 	h.Logger.InfoContext(ctx, "import finished", "rows_total", done.RowsTotal, "rows_created", done.RowsCreated,
 		"rows_updated", done.RowsUpdated, "rows_rejected", done.RowsRejected, "rows_duplicates", done.RowsDuplicates)
 	return nil

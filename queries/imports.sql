@@ -140,95 +140,128 @@ ORDER BY line
 LIMIT @max_rows;
 
 -- ImportMergeBatch merges one staged batch into contacts with one
--- statement. Each staged row is matched to an existing contact by
--- external_id, else phone, else email; when several rows of the batch
--- reach the same contact the last (highest line) wins and the others are
--- duplicates; a matched contact this import already wrote (an earlier
--- batch) makes the row a duplicate too, merged into it. Blank cells keep
--- what the contact has. New contacts without an external_id get one
--- ("import-" and a random UUID). The batch's staged rows are deleted.
+-- statement. The rule (README, "Duplicates"): each staged row is one key
+-- (the job merged the batch's rows of the same key); it is the contact
+-- with its new_external_id (the row's external_id, or the ID derived from
+-- the import and the key: the contact this import created for that key),
+-- else, for a row without an external_id, the oldest contact with its
+-- phone (or, without one, its email) that this import did not create.
+-- Rows of the batch reaching the same contact are merged into it in line
+-- order (later non-blank cells win); the first is an update, the others
+-- duplicates, and all are duplicates when an earlier batch of this import
+-- already wrote the contact. Blank cells keep what the contact has. A new
+-- contact that someone else created meanwhile makes the INSERT fail
+-- (unique_violation) rather than drop the row: the job merges the batch
+-- again, and then the row updates it. The batch's staged rows (import and
+-- batch: the rows earlier batches staged and deleted stay in the index as
+-- dead entries until a vacuum, and must not be read again) are deleted.
 -- name: ImportMergeBatch :one
 WITH matched AS MATERIALIZED (
-    SELECT s.line, s.external_id, s.name, s.phone, s.email, s.address, s.property_type, s.closing_date, s.notes,
+    SELECT s.line, s.external_id, s.new_external_id, s.name, s.phone, s.email, s.address, s.property_type,
+           s.closing_date, s.notes,
            coalesce(
-               (SELECT c.id FROM contacts c WHERE s.external_id IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND c.external_id = s.external_id LIMIT 1),
-               (SELECT c.id FROM contacts c WHERE s.phone IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND c.phone = s.phone ORDER BY c.created_at LIMIT 1),
-               (SELECT c.id FROM contacts c WHERE s.email_key IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND c.email_key = s.email_key ORDER BY c.created_at LIMIT 1)
+               (SELECT c.id FROM contacts c WHERE c.tenant_id = @tenant_id AND c.external_id = s.new_external_id),
+               (SELECT c.id FROM contacts c WHERE s.external_id IS NULL AND s.phone IS NOT NULL
+                                             AND c.tenant_id = @tenant_id AND c.phone = s.phone
+                                             AND c.created_by_import IS DISTINCT FROM @import_id::uuid
+                ORDER BY c.created_at, c.id LIMIT 1),
+               (SELECT c.id FROM contacts c WHERE s.external_id IS NULL AND s.phone IS NULL
+                                             AND c.tenant_id = @tenant_id AND c.email_key = s.email_key
+                                             AND c.created_by_import IS DISTINCT FROM @import_id::uuid
+                ORDER BY c.created_at, c.id LIMIT 1)
            ) AS contact_id
-    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
-), ranked AS (
-    SELECT m.line, m.external_id, m.name, m.phone, m.email, m.address, m.property_type, m.closing_date, m.notes,
-           m.contact_id, (SELECT c.last_import_id FROM contacts c WHERE c.id = m.contact_id) AS prev_import,
-           row_number() OVER (PARTITION BY coalesce(m.contact_id::text, 'new:' || m.line::text)
-                              ORDER BY m.line DESC) AS rn
-    FROM matched m
+    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id AND s.batch = @batch
+), merged AS MATERIALIZED (
+    -- The last non-blank value of each cell, in line order.
+    SELECT m.contact_id, count(*) AS n,
+           (array_agg(m.name ORDER BY m.line DESC) FILTER (WHERE m.name <> ''))[1] AS name,
+           (array_agg(m.phone ORDER BY m.line DESC) FILTER (WHERE m.phone IS NOT NULL))[1] AS phone,
+           (array_agg(m.email ORDER BY m.line DESC) FILTER (WHERE m.email IS NOT NULL))[1] AS email,
+           (array_agg(m.address ORDER BY m.line DESC) FILTER (WHERE m.address IS NOT NULL))[1] AS address,
+           (array_agg(m.property_type ORDER BY m.line DESC) FILTER (WHERE m.property_type IS NOT NULL))[1]
+               AS property_type,
+           (array_agg(m.closing_date ORDER BY m.line DESC) FILTER (WHERE m.closing_date IS NOT NULL))[1]
+               AS closing_date,
+           (array_agg(m.notes ORDER BY m.line DESC) FILTER (WHERE m.notes IS NOT NULL))[1] AS notes,
+           (SELECT c.last_import_id FROM contacts c WHERE c.id = m.contact_id) AS prev_import
+    FROM matched m WHERE m.contact_id IS NOT NULL
+    GROUP BY m.contact_id
 ), upd AS (
     UPDATE contacts c
-    SET name = CASE WHEN w.name <> '' THEN w.name ELSE c.name END,
-        phone = coalesce(w.phone, c.phone), email = coalesce(w.email, c.email),
+    SET name = coalesce(w.name, c.name), phone = coalesce(w.phone, c.phone), email = coalesce(w.email, c.email),
         address = coalesce(w.address, c.address), property_type = coalesce(w.property_type, c.property_type),
         closing_date = coalesce(w.closing_date, c.closing_date), notes = coalesce(w.notes, c.notes),
         last_import_id = @import_id, updated_at = @now
-    FROM ranked w
-    WHERE w.rn = 1 AND w.contact_id = c.id AND c.tenant_id = @tenant_id
+    FROM merged w
+    -- Only the primary key: a condition on contacts alone (such as its
+    -- tenant, which row-level security and the matching above already
+    -- ensure) lets the planner start from the tenant's whole contact list
+    -- and join the batch to each of them, which it does whenever its
+    -- statistics think the tenant small (a first big import, or another
+    -- tenant dominating the table): contacts × rows per batch.
+    WHERE w.contact_id = c.id
 ), ins AS (
     INSERT INTO contacts (tenant_id, external_id, name, phone, email, address, property_type, closing_date, notes,
-                          last_import_id, created_at, updated_at)
-    SELECT @tenant_id, coalesce(w.external_id, 'import-' || gen_random_uuid()::text), w.name, w.phone, w.email,
-           w.address, w.property_type, w.closing_date, w.notes, @import_id, @now, @now
-    FROM ranked w WHERE w.rn = 1 AND w.contact_id IS NULL
-    ON CONFLICT (tenant_id, external_id) DO NOTHING
+                          last_import_id, created_by_import, created_at, updated_at)
+    SELECT @tenant_id, m.new_external_id, m.name, m.phone, m.email, m.address, m.property_type, m.closing_date,
+           m.notes, @import_id, @import_id, @now, @now
+    FROM matched m WHERE m.contact_id IS NULL
     RETURNING contacts.id
 ), del AS (
-    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id
+    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id AND r.batch = @batch
 )
 SELECT (SELECT count(*) FROM ins)::bigint AS created,
-       (SELECT count(*) FROM ranked
-        WHERE rn = 1 AND contact_id IS NOT NULL AND prev_import IS DISTINCT FROM @import_id::uuid)::bigint AS updated,
-       (SELECT count(*) FROM ranked
-        WHERE rn > 1 OR (contact_id IS NOT NULL AND prev_import = @import_id::uuid))::bigint AS duplicates;
+       (SELECT count(*) FROM merged WHERE prev_import IS DISTINCT FROM @import_id::uuid)::bigint AS updated,
+       (SELECT coalesce(sum(CASE WHEN prev_import IS DISTINCT FROM @import_id::uuid THEN n - 1 ELSE n END), 0)
+        FROM merged)::bigint AS duplicates;
 
 -- ImportDryRunBatch counts what ImportMergeBatch would do, writing no
--- contact: rows are matched the same way, and import_seen remembers the
--- identities (keyed hashes of external_id, phone and email) and the
--- contacts earlier batches already counted, so a later row that shares
--- any of them is a duplicate, as it would be when merging.
+-- contact: rows are matched the same way (the contacts this import would
+-- have created do not exist, so a key seen before is found in import_seen
+-- instead), and import_seen remembers, as keyed hashes, the keys of rows
+-- that would have created a contact and the IDs of contacts that would
+-- have been updated, so that a later row reaching either is a duplicate,
+-- as it would be when merging.
 -- name: ImportDryRunBatch :one
 WITH matched AS MATERIALIZED (
-    SELECT s.line, s.key_hash, s.id_hashes,
+    SELECT s.line, s.key_hash,
            coalesce(
-               (SELECT c.id FROM contacts c WHERE s.external_id IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND c.external_id = s.external_id LIMIT 1),
-               (SELECT c.id FROM contacts c WHERE s.phone IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND c.phone = s.phone ORDER BY c.created_at LIMIT 1),
-               (SELECT c.id FROM contacts c WHERE s.email_key IS NOT NULL AND c.tenant_id = @tenant_id
-                                             AND c.email_key = s.email_key ORDER BY c.created_at LIMIT 1)
+               (SELECT c.id FROM contacts c WHERE c.tenant_id = @tenant_id AND c.external_id = s.new_external_id),
+               (SELECT c.id FROM contacts c WHERE s.external_id IS NULL AND s.phone IS NOT NULL
+                                             AND c.tenant_id = @tenant_id AND c.phone = s.phone
+                                             AND c.created_by_import IS DISTINCT FROM @import_id::uuid
+                ORDER BY c.created_at, c.id LIMIT 1),
+               (SELECT c.id FROM contacts c WHERE s.external_id IS NULL AND s.phone IS NULL
+                                             AND c.tenant_id = @tenant_id AND c.email_key = s.email_key
+                                             AND c.created_by_import IS DISTINCT FROM @import_id::uuid
+                ORDER BY c.created_at, c.id LIMIT 1)
            ) AS contact_id
-    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id
-), keyed AS (
-    SELECT m.line, m.contact_id, m.id_hashes,
+    FROM import_rows s WHERE s.tenant_id = @tenant_id AND s.import_id = @import_id AND s.batch = @batch
+), keyed AS MATERIALIZED (
+    -- k: what the row reaches (a contact, or its own key), computed here
+    -- so that the lookup below compares with a plain column: under
+    -- row-level security a non-leakproof function (decode) in the
+    -- condition would keep it out of the index and read the import's every
+    -- hash per row.
+    SELECT m.line, m.contact_id,
            CASE WHEN m.contact_id IS NULL THEN m.key_hash
                 ELSE decode(replace(m.contact_id::text, '-', ''), 'hex') END AS k
     FROM matched m
-), ranked AS (
-    SELECT y.line, y.contact_id, y.k, y.id_hashes,
-           row_number() OVER (PARTITION BY y.k ORDER BY y.line DESC) AS rn,
+), grouped AS (
+    SELECT y.k, bool_or(y.contact_id IS NOT NULL) AS matched, count(*) AS n,
            EXISTS (SELECT 1 FROM import_seen z WHERE z.tenant_id = @tenant_id AND z.import_id = @import_id
-                                                   AND (z.key_hash = y.k OR z.key_hash = ANY (y.id_hashes))) AS seen
+                                                   AND z.key_hash = y.k) AS seen
     FROM keyed y
+    GROUP BY y.k
 ), ins AS (
     INSERT INTO import_seen (import_id, tenant_id, key_hash)
-    SELECT DISTINCT @import_id::uuid, @tenant_id::uuid, unnest(array_append(r.id_hashes, r.k)) FROM ranked r
-    ON CONFLICT DO NOTHING
+    SELECT @import_id::uuid, @tenant_id::uuid, g.k FROM grouped g WHERE NOT g.seen
 ), del AS (
-    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id
+    DELETE FROM import_rows r WHERE r.tenant_id = @tenant_id AND r.import_id = @import_id AND r.batch = @batch
 )
-SELECT (SELECT count(*) FROM ranked WHERE rn = 1 AND NOT seen AND contact_id IS NULL)::bigint AS created,
-       (SELECT count(*) FROM ranked WHERE rn = 1 AND NOT seen AND contact_id IS NOT NULL)::bigint AS updated,
-       (SELECT count(*) FROM ranked WHERE rn > 1 OR seen)::bigint AS duplicates;
+SELECT (SELECT count(*) FROM grouped WHERE NOT seen AND NOT matched)::bigint AS created,
+       (SELECT count(*) FROM grouped WHERE NOT seen AND matched)::bigint AS updated,
+       (SELECT coalesce(sum(CASE WHEN seen THEN n ELSE n - 1 END), 0) FROM grouped)::bigint AS duplicates;
 
 -- name: ImportTenantRegion :one
 SELECT default_region FROM tenants WHERE id = @id;

@@ -2,7 +2,7 @@
 // files exported from spreadsheets and old CRMs, in whatever encoding,
 // separator and header wording they came in, one record at a time. It
 // detects the encoding (UTF-8 with or without a BOM, UTF-16 from Excel,
-// Windows-1252 for anything that is not valid UTF-8) and the separator
+// Windows-1252 for text whose high bytes are mostly not UTF-8) and the separator
 // (comma, semicolon or tab), maps the header to Errand's fields, and turns
 // each record into a normalised Row or a reason a person understands why
 // it was rejected, with the physical line it started on.
@@ -516,9 +516,9 @@ func decode(raw *bufio.Reader, head []byte) (string, io.Reader) {
 	} else if be {
 		return "utf-16be", transform.NewReader(raw, xunicode.UTF16(xunicode.BigEndian, xunicode.IgnoreBOM).NewDecoder())
 	}
-	if validPrefix(head) {
-		// Invalid bytes later in the file reject their rows (validate):
-		// nothing is stored garbled.
+	if looksUTF8(head) {
+		// Invalid bytes (a stray one in the sample, or any later in the
+		// file) reject their rows (validate): nothing is stored garbled.
 		return "utf-8", raw
 	}
 	return "windows-1252", transform.NewReader(raw, charmap.Windows1252.NewDecoder())
@@ -544,19 +544,32 @@ func utf16Guess(head []byte) (le, be bool) {
 	return odd*10 > pairs*7 && even*10 < pairs, even*10 > pairs*7 && odd*10 < pairs
 }
 
-// validPrefix reports whether head is valid UTF-8, ignoring a rune cut
-// off at its end.
-func validPrefix(head []byte) bool {
-	for i := 0; i < utf8.UTFMax && len(head) > 0; i++ {
-		if utf8.Valid(head) {
-			return true
+// looksUTF8 reports whether the sample head reads as UTF-8: no invalid
+// bytes at all, or more valid multi-byte characters than invalid bytes (a
+// UTF-8 file with a stray byte pasted from elsewhere: decoding all of it
+// as Windows-1252 would turn every "ë" into "Ã«"; instead the rows with
+// the stray bytes are rejected). Windows-1252 text writes its accented
+// letters as lone high bytes, each invalid in UTF-8, and hardly ever forms
+// a valid multi-byte sequence. A character cut off at the end of a full
+// sample is not counted.
+func looksUTF8(head []byte) bool {
+	full := len(head) >= sniffBytes
+	multi, invalid := 0, 0
+	for i := 0; i < len(head); {
+		r, size := utf8.DecodeRune(head[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			if full && !utf8.FullRune(head[i:]) {
+				i = len(head) // the sample ends inside a character
+				continue
+			}
+			invalid++
+		case size > 1:
+			multi++
 		}
-		if len(head) < sniffBytes {
-			return false // the whole file, and not valid
-		}
-		head = head[:len(head)-1]
+		i += size
 	}
-	return utf8.Valid(head)
+	return invalid == 0 || multi > invalid
 }
 
 // sniffDelimiter picks the separator the header line uses most: comma,
