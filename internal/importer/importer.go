@@ -423,7 +423,10 @@ func (rd *Reader) validate(rec []string) (Row, string) {
 	if v := rd.cell(rec, Phone); v != "" {
 		p, err := normalize.Phone(v, rd.opts.Region)
 		if err != nil {
-			return row, "the phone number is not a valid number (" + err.Error() + ")"
+			if errors.Is(err, normalize.ErrPhoneRegion) {
+				return row, "the phone number has no country code, and the account has no default region to read it in"
+			}
+			return row, "the phone number is not a valid number"
 		}
 		row.Phone = &p
 	}
