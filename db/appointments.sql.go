@@ -18,7 +18,7 @@ UPDATE messages SET status = 'cancelled', error = $1, updated_at = $2
 WHERE tenant_id = $3 AND appointment_id = $4 AND status IN ('scheduled', 'queued')
   AND claimed_at IS NULL
   AND (cardinality($5::text[]) = 0 OR slot = ANY($5::text[]))
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at
 `
 
 type AppointmentCancelPendingParams struct {
@@ -78,6 +78,7 @@ func (q *Queries) AppointmentCancelPending(ctx context.Context, arg AppointmentC
 			&i.NoticeID,
 			&i.DeletionID,
 			&i.FirstClaimedAt,
+			&i.CancelRequestedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -273,7 +274,7 @@ func (q *Queries) AppointmentMessageContext(ctx context.Context, arg Appointment
 }
 
 const appointmentMessages = `-- name: AppointmentMessages :many
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at FROM messages WHERE tenant_id = $1 AND appointment_id = $2
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at FROM messages WHERE tenant_id = $1 AND appointment_id = $2
 ORDER BY send_at, created_at
 `
 
@@ -319,6 +320,7 @@ func (q *Queries) AppointmentMessages(ctx context.Context, arg AppointmentMessag
 			&i.NoticeID,
 			&i.DeletionID,
 			&i.FirstClaimedAt,
+			&i.CancelRequestedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -335,7 +337,7 @@ UPDATE messages
 SET send_at = $1, due_at = $1, enqueued_at = $2, status = $3, error = NULL,
     updated_at = $4
 WHERE tenant_id = $5 AND id = $6 AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at
 `
 
 type AppointmentMoveMessageParams struct {
@@ -389,6 +391,7 @@ func (q *Queries) AppointmentMoveMessage(ctx context.Context, arg AppointmentMov
 		&i.NoticeID,
 		&i.DeletionID,
 		&i.FirstClaimedAt,
+		&i.CancelRequestedAt,
 	)
 	return i, err
 }

@@ -59,6 +59,28 @@ func (q *Queries) MessageBatchCancel(ctx context.Context, arg MessageBatchCancel
 	return items, nil
 }
 
+const messageBatchCancelRequest = `-- name: MessageBatchCancelRequest :execrows
+UPDATE messages SET cancel_requested_at = coalesce(cancel_requested_at, $1), updated_at = $1
+WHERE tenant_id = $2 AND batch_id = $3 AND status IN ('scheduled', 'queued') AND claimed_at IS NOT NULL
+`
+
+type MessageBatchCancelRequestParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+	BatchID  *uuid.UUID
+}
+
+// MessageBatchCancelRequest records a cancellation on the batch's
+// messages an earlier attempt claimed (outcome unknown): their next run
+// asks the provider and never sends them.
+func (q *Queries) MessageBatchCancelRequest(ctx context.Context, arg MessageBatchCancelRequestParams) (int64, error) {
+	result, err := q.db.Exec(ctx, messageBatchCancelRequest, arg.Now, arg.TenantID, arg.BatchID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const messageBatchCounts = `-- name: MessageBatchCounts :many
 SELECT status, count(*)::int AS n FROM messages
 WHERE tenant_id = $1 AND batch_id = $2

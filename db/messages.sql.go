@@ -24,7 +24,7 @@ WHERE tenant_id = $5 AND id = $6
   AND (provider_message_id IS NULL OR provider_message_id = $2)
   AND (status IN ('queued', 'sending') OR (status = 'sent' AND $1 <> 'sent')
        OR (status IN ('cancelled', 'failed', 'suppressed') AND claimed_at IS NOT NULL AND provider_message_id IS NULL))
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at
 `
 
 type MessageApplyDeliveryStatusParams struct {
@@ -84,6 +84,7 @@ func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApp
 		&i.NoticeID,
 		&i.DeletionID,
 		&i.FirstClaimedAt,
+		&i.CancelRequestedAt,
 	)
 	return i, err
 }
@@ -91,7 +92,7 @@ func (q *Queries) MessageApplyDeliveryStatus(ctx context.Context, arg MessageApp
 const messageCancel = `-- name: MessageCancel :one
 UPDATE messages SET status = 'cancelled', error = NULL, updated_at = $1
 WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at
 `
 
 type MessageCancelParams struct {
@@ -135,21 +136,25 @@ func (q *Queries) MessageCancel(ctx context.Context, arg MessageCancelParams) (M
 		&i.NoticeID,
 		&i.DeletionID,
 		&i.FirstClaimedAt,
+		&i.CancelRequestedAt,
 	)
 	return i, err
 }
 
 const messageCancelForDeletion = `-- name: MessageCancelForDeletion :many
-UPDATE messages SET status = 'cancelled', deletion_id = $1, updated_at = $2
+UPDATE messages
+SET status = CASE WHEN claimed_at IS NULL THEN 'cancelled' ELSE status END,
+    cancel_requested_at = CASE WHEN claimed_at IS NULL THEN cancel_requested_at ELSE $1 END,
+    deletion_id = $2, updated_at = $1
 WHERE id IN (SELECT m.id FROM messages m
-             WHERE m.tenant_id = $3 AND m.status IN ('scheduled', 'queued')
+             WHERE m.tenant_id = $3 AND m.status IN ('scheduled', 'queued') AND m.deletion_id IS NULL
              LIMIT $4)
-RETURNING id, tenant_id, kind
+RETURNING id, tenant_id, kind, status
 `
 
 type MessageCancelForDeletionParams struct {
-	DeletionID *uuid.UUID
 	Now        time.Time
+	DeletionID *uuid.UUID
 	TenantID   uuid.UUID
 	MaxRows    int32
 }
@@ -158,15 +163,18 @@ type MessageCancelForDeletionRow struct {
 	ID       uuid.UUID
 	TenantID uuid.UUID
 	Kind     string
+	Status   string
 }
 
 // MessageCancelForDeletion cancels a batch of a cancelled tenant's pending
 // messages, marking them with the deletion so a restore can bring back
 // those whose time has not passed.
+// A message an earlier attempt claimed gets a cancellation request
+// instead (its next run asks the provider), and keeps its status.
 func (q *Queries) MessageCancelForDeletion(ctx context.Context, arg MessageCancelForDeletionParams) ([]MessageCancelForDeletionRow, error) {
 	rows, err := q.db.Query(ctx, messageCancelForDeletion,
-		arg.DeletionID,
 		arg.Now,
+		arg.DeletionID,
 		arg.TenantID,
 		arg.MaxRows,
 	)
@@ -177,7 +185,12 @@ func (q *Queries) MessageCancelForDeletion(ctx context.Context, arg MessageCance
 	items := []MessageCancelForDeletionRow{}
 	for rows.Next() {
 		var i MessageCancelForDeletionRow
-		if err := rows.Scan(&i.ID, &i.TenantID, &i.Kind); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.Kind,
+			&i.Status,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -186,6 +199,57 @@ func (q *Queries) MessageCancelForDeletion(ctx context.Context, arg MessageCance
 		return nil, err
 	}
 	return items, nil
+}
+
+const messageCancelRequest = `-- name: MessageCancelRequest :one
+UPDATE messages SET cancel_requested_at = coalesce(cancel_requested_at, $1), updated_at = $1
+WHERE tenant_id = $2 AND id = $3 AND status IN ('scheduled', 'queued') AND claimed_at IS NOT NULL
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at
+`
+
+type MessageCancelRequestParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// MessageCancelRequest records a cancellation of a message an earlier
+// attempt claimed (its outcome unknown): its next run settles it with the
+// provider and never sends it.
+func (q *Queries) MessageCancelRequest(ctx context.Context, arg MessageCancelRequestParams) (Message, error) {
+	row := q.db.QueryRow(ctx, messageCancelRequest, arg.Now, arg.TenantID, arg.ID)
+	var i Message
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ContactID,
+		&i.Kind,
+		&i.Channel,
+		&i.Subject,
+		&i.Body,
+		&i.Destination,
+		&i.Status,
+		&i.SendAt,
+		&i.DueAt,
+		&i.EnqueuedAt,
+		&i.ClaimedAt,
+		&i.SentAt,
+		&i.DeliveredAt,
+		&i.ProviderMessageID,
+		&i.Error,
+		&i.Attempts,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.AppointmentID,
+		&i.LocationID,
+		&i.Slot,
+		&i.BatchID,
+		&i.NoticeID,
+		&i.DeletionID,
+		&i.FirstClaimedAt,
+		&i.CancelRequestedAt,
+	)
+	return i, err
 }
 
 const messageClaim = `-- name: MessageClaim :exec
@@ -270,7 +334,7 @@ INSERT INTO messages (tenant_id, contact_id, kind, channel, subject, body, statu
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
         $10, $11, $12, $13,
         $14, $15, $15)
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at
 `
 
 type MessageCreateParams struct {
@@ -338,6 +402,7 @@ func (q *Queries) MessageCreate(ctx context.Context, arg MessageCreateParams) (M
 		&i.NoticeID,
 		&i.DeletionID,
 		&i.FirstClaimedAt,
+		&i.CancelRequestedAt,
 	)
 	return i, err
 }
@@ -350,7 +415,7 @@ SELECT c.tenant_id, c.id, $1::text, $2::text, $3::text, $4::text, $5::text,
        $9::timestamptz
 FROM contacts c
 WHERE c.tenant_id = $10 AND c.external_id = $11
-RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at
+RETURNING id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at
 `
 
 type MessageCreateForContactParams struct {
@@ -413,6 +478,7 @@ func (q *Queries) MessageCreateForContact(ctx context.Context, arg MessageCreate
 		&i.NoticeID,
 		&i.DeletionID,
 		&i.FirstClaimedAt,
+		&i.CancelRequestedAt,
 	)
 	return i, err
 }
@@ -505,7 +571,7 @@ func (q *Queries) MessageForgetEnqueued(ctx context.Context) (int64, error) {
 }
 
 const messageGet = `-- name: MessageGet :one
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at FROM messages WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at FROM messages WHERE tenant_id = $1 AND id = $2
 `
 
 type MessageGetParams struct {
@@ -544,6 +610,7 @@ func (q *Queries) MessageGet(ctx context.Context, arg MessageGetParams) (Message
 		&i.NoticeID,
 		&i.DeletionID,
 		&i.FirstClaimedAt,
+		&i.CancelRequestedAt,
 	)
 	return i, err
 }
@@ -575,7 +642,7 @@ func (q *Queries) MessageHold(ctx context.Context, arg MessageHoldParams) error 
 }
 
 const messageListForContact = `-- name: MessageListForContact :many
-SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at FROM messages
+SELECT id, tenant_id, contact_id, kind, channel, subject, body, destination, status, send_at, due_at, enqueued_at, claimed_at, sent_at, delivered_at, provider_message_id, error, attempts, created_at, updated_at, appointment_id, location_id, slot, batch_id, notice_id, deletion_id, first_claimed_at, cancel_requested_at FROM messages
 WHERE tenant_id = $1 AND contact_id = $2
   AND (created_at, id) < ($3::timestamptz, $4::uuid)
 ORDER BY created_at DESC, id DESC
@@ -635,6 +702,7 @@ func (q *Queries) MessageListForContact(ctx context.Context, arg MessageListForC
 			&i.NoticeID,
 			&i.DeletionID,
 			&i.FirstClaimedAt,
+			&i.CancelRequestedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -751,7 +819,7 @@ func (q *Queries) MessageListUndispatched(ctx context.Context, arg MessageListUn
 }
 
 const messageLock = `-- name: MessageLock :one
-SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, m.appointment_id, m.location_id, m.slot, m.batch_id, m.notice_id, m.deletion_id, m.first_claimed_at, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
+SELECT m.id, m.tenant_id, m.contact_id, m.kind, m.channel, m.subject, m.body, m.destination, m.status, m.send_at, m.due_at, m.enqueued_at, m.claimed_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts, m.created_at, m.updated_at, m.appointment_id, m.location_id, m.slot, m.batch_id, m.notice_id, m.deletion_id, m.first_claimed_at, m.cancel_requested_at, c.phone AS contact_phone, c.email AS contact_email, t.name AS tenant_name,
        t.owner_email AS tenant_owner_email, c.timezone AS contact_timezone, t.timezone AS tenant_timezone,
        l.timezone AS location_timezone, l.settings AS location_settings
 FROM messages m
@@ -814,6 +882,7 @@ func (q *Queries) MessageLock(ctx context.Context, arg MessageLockParams) (Messa
 		&i.Message.NoticeID,
 		&i.Message.DeletionID,
 		&i.Message.FirstClaimedAt,
+		&i.Message.CancelRequestedAt,
 		&i.ContactPhone,
 		&i.ContactEmail,
 		&i.TenantName,
@@ -916,6 +985,24 @@ func (q *Queries) MessageRestoreForDeletion(ctx context.Context, arg MessageRest
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const messageResumeForDeletion = `-- name: MessageResumeForDeletion :exec
+UPDATE messages SET cancel_requested_at = NULL, deletion_id = NULL, updated_at = $1
+WHERE tenant_id = $2 AND deletion_id = $3 AND status IN ('scheduled', 'queued', 'sending')
+`
+
+type MessageResumeForDeletionParams struct {
+	Now        time.Time
+	TenantID   uuid.UUID
+	DeletionID *uuid.UUID
+}
+
+// MessageResumeForDeletion withdraws the cancellation requests a tenant
+// deletion made on claimed messages still waiting for their next run.
+func (q *Queries) MessageResumeForDeletion(ctx context.Context, arg MessageResumeForDeletionParams) error {
+	_, err := q.db.Exec(ctx, messageResumeForDeletion, arg.Now, arg.TenantID, arg.DeletionID)
+	return err
 }
 
 const messageRetryLater = `-- name: MessageRetryLater :exec

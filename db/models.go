@@ -312,6 +312,7 @@ type Message struct {
 	NoticeID          *uuid.UUID
 	DeletionID        *uuid.UUID
 	FirstClaimedAt    *time.Time
+	CancelRequestedAt *time.Time
 }
 
 type MessageBatch struct {

@@ -181,7 +181,9 @@ func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string,
 	}
 	if s.Dispatcher != nil {
 		for _, m := range cancelled {
-			s.Dispatcher.ForgetMessage(db.Message{ID: m.ID, TenantID: m.TenantID, Kind: m.Kind})
+			if m.Status == "cancelled" { // a claimed one keeps its task, which settles it
+				s.Dispatcher.ForgetMessage(db.Message{ID: m.ID, TenantID: m.TenantID, Kind: m.Kind})
+			}
 		}
 	}
 	if scope == DeletionScopeContact {
@@ -232,6 +234,10 @@ func (s *Deletions) Cancel(ctx context.Context, tenantID, id uuid.UUID) (Restore
 		out.Messages, err = q.MessageRestoreForDeletion(ctx, db.MessageRestoreForDeletionParams{Now: now,
 			TenantID: tenantID, DeletionID: &d.ID})
 		if err != nil {
+			return err
+		}
+		if err := q.MessageResumeForDeletion(ctx, db.MessageResumeForDeletionParams{Now: now,
+			TenantID: tenantID, DeletionID: &d.ID}); err != nil {
 			return err
 		}
 		out.Expired, err = q.MessageCountForDeletion(ctx, db.MessageCountForDeletionParams{TenantID: tenantID, DeletionID: &d.ID})

@@ -223,6 +223,11 @@ func (h *MessageSend) claim(ctx context.Context, p MessageSendPayload) (sendPlan
 		}
 		switch m.Status {
 		case "scheduled", "queued":
+			if m.CancelRequestedAt != nil {
+				// Cancelled after an attempt whose outcome is unknown:
+				// settled with the provider (finish), never sent.
+				return finish("cancelled", "cancelled before it was sent")
+			}
 			if m.DueAt.After(now.Add(earlyTolerance)) {
 				// Early (a clock disagreed, or someone ran it by hand): the
 				// dispatcher enqueues it again when it is due.

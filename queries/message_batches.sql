@@ -39,6 +39,13 @@ UPDATE messages SET status = 'cancelled', error = 'the batch was cancelled', upd
 WHERE tenant_id = @tenant_id AND batch_id = @batch_id AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING tenant_id, id, kind, enqueued_at;
 
+-- MessageBatchCancelRequest records a cancellation on the batch's
+-- messages an earlier attempt claimed (outcome unknown): their next run
+-- asks the provider and never sends them.
+-- name: MessageBatchCancelRequest :execrows
+UPDATE messages SET cancel_requested_at = coalesce(cancel_requested_at, @now), updated_at = @now
+WHERE tenant_id = @tenant_id AND batch_id = @batch_id AND status IN ('scheduled', 'queued') AND claimed_at IS NOT NULL;
+
 -- MessageBulkAdmittedCount is how many of a tenant's bulk messages are in
 -- Redis (admitted, not finished).
 -- name: MessageBulkAdmittedCount :one

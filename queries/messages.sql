@@ -46,6 +46,14 @@ UPDATE messages SET status = 'cancelled', error = NULL, updated_at = @now
 WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued') AND claimed_at IS NULL
 RETURNING *;
 
+-- MessageCancelRequest records a cancellation of a message an earlier
+-- attempt claimed (its outcome unknown): its next run settles it with the
+-- provider and never sends it.
+-- name: MessageCancelRequest :one
+UPDATE messages SET cancel_requested_at = coalesce(cancel_requested_at, @now), updated_at = @now
+WHERE tenant_id = @tenant_id AND id = @id AND status IN ('scheduled', 'queued') AND claimed_at IS NOT NULL
+RETURNING *;
+
 -- MessageClaim records an attempt before the provider is called: a worker
 -- that dies after this leaves a 'sending' row the next attempt reconciles.
 -- The first claim is kept (first_claimed_at) as where that search starts;
@@ -178,18 +186,29 @@ SELECT tenant_id, id, channel, destination, status FROM messages WHERE provider_
 -- MessageCancelForDeletion cancels a batch of a cancelled tenant's pending
 -- messages, marking them with the deletion so a restore can bring back
 -- those whose time has not passed.
+-- A message an earlier attempt claimed gets a cancellation request
+-- instead (its next run asks the provider), and keeps its status.
 -- name: MessageCancelForDeletion :many
-UPDATE messages SET status = 'cancelled', deletion_id = @deletion_id, updated_at = @now
+UPDATE messages
+SET status = CASE WHEN claimed_at IS NULL THEN 'cancelled' ELSE status END,
+    cancel_requested_at = CASE WHEN claimed_at IS NULL THEN cancel_requested_at ELSE @now END,
+    deletion_id = @deletion_id, updated_at = @now
 WHERE id IN (SELECT m.id FROM messages m
-             WHERE m.tenant_id = @tenant_id AND m.status IN ('scheduled', 'queued')
+             WHERE m.tenant_id = @tenant_id AND m.status IN ('scheduled', 'queued') AND m.deletion_id IS NULL
              LIMIT @max_rows)
-RETURNING id, tenant_id, kind;
+RETURNING id, tenant_id, kind, status;
 
 -- MessageRestoreForDeletion brings back a restored tenant's messages whose
 -- time has not passed; the dispatcher enqueues them again.
 -- name: MessageRestoreForDeletion :execrows
 UPDATE messages SET status = 'scheduled', deletion_id = NULL, enqueued_at = NULL, error = NULL, updated_at = @now
 WHERE tenant_id = @tenant_id AND deletion_id = @deletion_id AND status = 'cancelled' AND due_at > @now;
+
+-- MessageResumeForDeletion withdraws the cancellation requests a tenant
+-- deletion made on claimed messages still waiting for their next run.
+-- name: MessageResumeForDeletion :exec
+UPDATE messages SET cancel_requested_at = NULL, deletion_id = NULL, updated_at = @now
+WHERE tenant_id = @tenant_id AND deletion_id = @deletion_id AND status IN ('scheduled', 'queued', 'sending');
 
 -- name: MessageCountForDeletion :one
 SELECT count(*) FROM messages WHERE tenant_id = @tenant_id AND deletion_id = @deletion_id AND status = 'cancelled';

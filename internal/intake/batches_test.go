@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/errandhq/errand/internal/fakes"
 	"github.com/errandhq/errand/internal/notify"
 	"github.com/errandhq/errand/internal/ratelimit"
 	"github.com/errandhq/errand/internal/testapp"
@@ -349,4 +350,54 @@ func TestBatchMessagesAreListed(t *testing.T) {
 	requireError(t, s.do(t, http.MethodGet, "/v1/message-batches/not-a-batch/messages", nil), 404, "not_found")
 	requireFields(t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages?limit=0", nil), "limit")
 	requireFields(t, s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages?cursor=xyz", nil), "cursor")
+}
+
+// Cancelling a batch, or the whole account, while some of its messages
+// wait for a retry after an attempt whose outcome is unknown: those are
+// not cancelled blindly (the provider may have them) but settled by their
+// next run, which asks Twilio — sent if it had the text, cancelled if
+// not — and none is sent after the cancellation.
+func TestCancelsSettleClaimedMessagesWithTheProvider(t *testing.T) {
+	for _, how := range []string{"batch", "account"} {
+		t.Run(how, func(t *testing.T) {
+			app := testapp.New(t)
+			s := newShop(t, app, "Realty Co")
+			s.putContact(t, "cust-2", map[string]any{"name": "Sam Roe", "phone": "+13125550143"})
+			r := s.do(t, http.MethodPost, "/v1/messages", map[string]any{"contact_ids": []string{"cust-1", "cust-2"},
+				"channel": "sms", "body": "Spring check-up time?"})
+			require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+			batch := r.JSON()["batch_id"].(string)
+			var ids []string
+			for _, m := range s.do(t, http.MethodGet, "/v1/message-batches/"+batch+"/messages", nil).JSON()["messages"].([]any) {
+				ids = append(ids, m.(map[string]any)["id"].(string))
+			}
+			require.Len(t, ids, 2)
+			// The first attempt at one never reached Twilio; at the other,
+			// Twilio accepted it and the answer was lost.
+			app.Twilio.FailNext(1, fakes.Fault{Status: 500})
+			require.Error(t, runSend(t, app, s.tenant.ID, ids[0], "bulk"))
+			app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
+			require.Error(t, runSend(t, app, s.tenant.ID, ids[1], "bulk"))
+			require.Equal(t, 1, app.Twilio.Count())
+
+			if how == "batch" {
+				r = s.do(t, http.MethodDelete, "/v1/message-batches/"+batch, nil)
+				require.Equal(t, 200, r.Status, string(r.Body))
+				require.EqualValues(t, 0, r.JSON()["cancelled"])
+				require.EqualValues(t, 2, r.JSON()["cancel_requested"])
+			} else {
+				r = s.do(t, http.MethodPost, "/v1/deletions", map[string]any{"scope": "tenant"})
+				require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+			}
+			for _, id := range ids {
+				m := s.message(t, id)
+				require.Equal(t, "queued", m.Status, "left to its task")
+				require.NotNil(t, m.CancelRequestedAt)
+				require.NoError(t, runSend(t, app, s.tenant.ID, id, "bulk"))
+			}
+			require.Equal(t, "cancelled", s.message(t, ids[0]).Status)
+			require.Equal(t, "sent", s.message(t, ids[1]).Status, "Twilio had it")
+			require.Equal(t, 1, app.Twilio.Count(), "nothing sent after the cancellation")
+		})
+	}
 }

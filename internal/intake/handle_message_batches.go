@@ -235,6 +235,7 @@ func (s *Server) handleBatchCancel(w http.ResponseWriter, r *http.Request) error
 		return errNoBatch
 	}
 	var cancelled []db.MessageBatchCancelRow
+	var requested int64
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
 		if _, err := q.MessageBatchGet(r.Context(), db.MessageBatchGetParams{TenantID: p.TenantID, ID: id}); err != nil {
 			if db.IsNotFound(err) {
@@ -244,6 +245,10 @@ func (s *Server) handleBatchCancel(w http.ResponseWriter, r *http.Request) error
 		}
 		var err error
 		cancelled, err = q.MessageBatchCancel(r.Context(), db.MessageBatchCancelParams{TenantID: p.TenantID, BatchID: &id, Now: s.Clock.Now()})
+		if err != nil {
+			return err
+		}
+		requested, err = q.MessageBatchCancelRequest(r.Context(), db.MessageBatchCancelRequestParams{TenantID: p.TenantID, BatchID: &id, Now: s.Clock.Now()})
 		return err
 	})
 	if err != nil {
@@ -254,6 +259,8 @@ func (s *Server) handleBatchCancel(w http.ResponseWriter, r *http.Request) error
 			s.Dispatcher.ForgetMessage(db.Message{TenantID: m.TenantID, ID: m.ID, Kind: m.Kind})
 		}
 	}
-	encode(w, http.StatusOK, map[string]any{"id": id.String(), "cancelled": len(cancelled)})
+	// cancel_requested: messages an earlier attempt claimed, settled with
+	// the provider by their next run and never sent again.
+	encode(w, http.StatusOK, map[string]any{"id": id.String(), "cancelled": len(cancelled), "cancel_requested": requested})
 	return nil
 }

@@ -46,13 +46,15 @@ type messageJSON struct {
 	ProviderMessageID *string    `json:"provider_message_id"`
 	Error             *string    `json:"error"`
 	Attempts          int32      `json:"attempts"`
+	CancelRequestedAt *time.Time `json:"cancel_requested_at,omitempty"`
 	CreatedAt         time.Time  `json:"created_at"`
 }
 
 func messageView(m db.Message, contactExternalID *string) messageJSON {
 	return messageJSON{ID: m.ID.String(), ContactID: contactExternalID, Kind: m.Kind, Channel: m.Channel,
 		Status: m.Status, SendAt: m.SendAt, DueAt: m.DueAt, SentAt: m.SentAt, DeliveredAt: m.DeliveredAt,
-		ProviderMessageID: m.ProviderMessageID, Error: m.Error, Attempts: m.Attempts, CreatedAt: m.CreatedAt}
+		ProviderMessageID: m.ProviderMessageID, Error: m.Error, Attempts: m.Attempts,
+		CancelRequestedAt: m.CancelRequestedAt, CreatedAt: m.CreatedAt}
 }
 
 // parseTime reads an RFC 3339 time field.
@@ -181,22 +183,29 @@ func (s *Server) handleMessageCancel(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	var cancelled db.Message
+	requested := false
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		cancelled, err = q.MessageCancel(r.Context(), db.MessageCancelParams{TenantID: p.TenantID, ID: m.ID, Now: s.Clock.Now()})
+		if db.IsNotFound(err) {
+			// Waiting for a retry after an attempt whose outcome is
+			// unknown (the provider may have accepted it): the request is
+			// recorded, and the message's next run asks the provider and
+			// records what happened, never sending it again.
+			cancelled, err = q.MessageCancelRequest(r.Context(), db.MessageCancelRequestParams{TenantID: p.TenantID, ID: m.ID, Now: s.Clock.Now()})
+			requested = err == nil
+		}
 		return err
 	})
 	if db.IsNotFound(err) {
-		msg := "the message is " + m.Status + " and can no longer be cancelled"
-		if m.ClaimedAt != nil && (m.Status == "scheduled" || m.Status == "queued") {
-			// Waiting for a retry after an attempt whose outcome is unknown
-			// (the provider may have accepted it): its task asks the
-			// provider and records what happened.
-			msg = "an earlier attempt may already have reached the provider, so the message can no longer be cancelled; its status will say whether it was sent"
-		}
-		return &fault.Error{Code: fault.Conflict, Subcode: "message_not_cancellable", Message: msg}
+		return &fault.Error{Code: fault.Conflict, Subcode: "message_not_cancellable",
+			Message: "the message is " + m.Status + " and can no longer be cancelled"}
 	}
 	if err != nil {
 		return err
+	}
+	if requested {
+		encode(w, http.StatusAccepted, messageView(cancelled, ext))
+		return nil
 	}
 	s.Dispatcher.ForgetMessage(cancelled)
 	encode(w, http.StatusOK, messageView(cancelled, ext))

@@ -293,28 +293,50 @@ func TestMessageCreateToAnotherTenantsContactIs404(t *testing.T) {
 	require.Equal(t, 1, count(t, "SELECT count(*) FROM messages WHERE tenant_id = $1 AND status = 'queued' AND enqueued_at IS NOT NULL", a.ID))
 }
 
-// A message an attempt has claimed may be at Twilio already (here a 500
-// came back after Twilio accepted it), perhaps on the customer's phone:
-// DELETE refuses to label it cancelled, and Twilio's delivery report
-// still lands on it.
-func TestClaimedMessageIsNotCancelled(t *testing.T) {
-	app := testapp.New(t)
-	s := newShop(t, app, "Acme Repair")
-	r := s.do(t, "POST", "/v1/messages", map[string]any{"contact_id": "cust-1", "channel": "sms", "body": "See you at 9"})
-	require.Equal(t, 202, r.Status, string(r.Body))
-	id := r.JSON()["id"].(string)
-	app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
-	require.Error(t, runSend(t, app, s.tenant.ID, id, "manual"))
-	m := s.message(t, id)
-	require.Equal(t, "queued", m.Status, "back in line for a retry")
-	require.NotNil(t, m.ClaimedAt)
+// A message back in line after an attempt whose outcome is unknown (the
+// provider may have accepted it) cannot simply be cancelled: DELETE
+// records the request (202), and the message's next run asks Twilio. If
+// Twilio has the text the row says sent; if not, cancelled. It is never
+// sent again either way.
+func TestCancellingAClaimedMessageAsksTheProviderFirst(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		accepted bool
+		want     string
+	}{
+		{"the provider had accepted it", true, "sent"},
+		{"the provider never had it", false, "cancelled"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := testapp.New(t)
+			s := newShop(t, app, "Acme Repair")
+			r := s.do(t, "POST", "/v1/messages", map[string]any{"contact_id": "cust-1", "channel": "sms", "body": "See you at 9"})
+			require.Equal(t, 202, r.Status, string(r.Body))
+			id := r.JSON()["id"].(string)
+			app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: c.accepted, Status: 500})
+			require.Error(t, runSend(t, app, s.tenant.ID, id, "manual"))
+			m := s.message(t, id)
+			require.Equal(t, "queued", m.Status, "back in line for a retry")
+			require.NotNil(t, m.ClaimedAt)
 
-	e := requireError(t, s.do(t, "DELETE", "/v1/messages/"+id, nil), 409, "message_not_cancellable")
-	require.Contains(t, e.Error.Message, "may already have reached the provider")
-	require.Equal(t, "queued", s.message(t, id).Status)
+			del := s.do(t, "DELETE", "/v1/messages/"+id, nil)
+			require.Equal(t, 202, del.Status, string(del.Body))
+			require.Equal(t, "queued", del.JSON()["status"])
+			require.NotEmpty(t, del.JSON()["cancel_requested_at"])
+			require.Equal(t, 202, s.do(t, "DELETE", "/v1/messages/"+id, nil).Status, "asking again changes nothing")
 
-	status, err := app.Twilio.Report(app.Twilio.Messages()[0].SID, "delivered", 0)
-	require.NoError(t, err)
-	require.Equal(t, 204, status)
-	require.Equal(t, "delivered", s.message(t, id).Status)
+			require.NoError(t, runSend(t, app, s.tenant.ID, id, "manual"))
+			m = s.message(t, id)
+			require.Equal(t, c.want, m.Status)
+			accepted := 0
+			if c.accepted {
+				accepted = 1
+				require.Equal(t, app.Twilio.Messages()[0].SID, *m.ProviderMessageID)
+			}
+			require.Len(t, app.Twilio.Messages(), accepted, "never sent after the cancellation")
+			require.NoError(t, runSend(t, app, s.tenant.ID, id, "manual"))
+			require.Len(t, app.Twilio.Messages(), accepted, "a later run does nothing")
+			requireError(t, s.do(t, "DELETE", "/v1/messages/"+id, nil), 409, "message_not_cancellable")
+		})
+	}
 }
