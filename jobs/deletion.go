@@ -324,6 +324,7 @@ func (s *Deletions) Scan(ctx context.Context) (int, error) {
 	var afterTime time.Time
 	var afterID uuid.UUID
 	done := 0
+	var failed error // a deletion that fails is skipped, not a wall for the rest
 	for {
 		var due []db.DeletionListDueRow
 		err := s.Store.AsSystem(ctx, func(q *db.Queries) (err error) {
@@ -332,7 +333,7 @@ func (s *Deletions) Scan(ctx context.Context) (int, error) {
 			return err
 		})
 		if err != nil {
-			return done, fmt.Errorf("list due deletions: %w", err)
+			return done, errors.Join(failed, fmt.Errorf("list due deletions: %w", err))
 		}
 		for _, d := range due {
 			err := s.Run(ctx, d.TenantID, d.ID)
@@ -340,13 +341,17 @@ func (s *Deletions) Scan(ctx context.Context) (int, error) {
 			case err == nil:
 				done++
 			case errors.Is(err, ErrDeletionHeld):
+			case ctx.Err() != nil:
+				return done, errors.Join(failed, err)
 			default:
-				return done, err
+				s.Logger.ErrorContext(ctx, "deletion failed; the scan goes on and tries it again next time",
+					"tenant_id", d.TenantID, "deletion_id", d.ID, "err", err)
+				failed = errors.Join(failed, fmt.Errorf("deletion %s: %w", d.ID, err))
 			}
 			afterTime, afterID = d.PurgeAfter, d.ID
 		}
 		if len(due) < page {
-			return done, nil
+			return done, failed
 		}
 	}
 }

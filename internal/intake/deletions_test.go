@@ -972,3 +972,45 @@ func TestLegalHoldOnAPersonBlocksTheirErasure(t *testing.T) {
 	require.Equal(t, 200, app.Do("GET", "/v1/contacts/held", a.Key, nil).Status)
 	requireError(t, app.Do("GET", "/v1/contacts/free", a.Key, nil), 404, "not_found")
 }
+
+// failingFolders is a file store that cannot empty one tenant's folder.
+type failingFolders struct {
+	*filestore.Local
+	tenant string
+}
+
+func (f failingFolders) DeletePrefixStep(ctx context.Context, prefix, done string, limit int) ([]string, error) {
+	if strings.Contains(prefix, f.tenant) {
+		return nil, errors.New("the disk refused")
+	}
+	return f.Local.DeletePrefixStep(ctx, prefix, done, limit)
+}
+
+// A purge that fails does not stop the scan: the deletions after it are
+// carried out, the failure is reported (so the periodic task is retried)
+// and the failed one is tried again on the next scan.
+func TestFailingDeletionDoesNotBlockOthers(t *testing.T) {
+	app := testapp.New(t)
+	a, b := app.NewTenant("Acme"), app.NewTenant("Other Co")
+	var ids []string
+	for _, tn := range []testapp.Tenant{a, b} {
+		resp := app.Do("POST", "/v1/deletions", tn.Key, map[string]any{"scope": "tenant"})
+		require.Equalf(t, 202, resp.Status, "body: %s", resp.Body)
+		ids = append(ids, resp.JSON()["id"].(string))
+		app.Clock.Advance(time.Second) // a's purge is due first
+	}
+	app.Clock.Advance(91 * 24 * time.Hour)
+	app.Deletions.Files = failingFolders{Local: app.Files, tenant: a.ID.String()}
+
+	n, err := app.Deletions.Scan(context.Background())
+	require.ErrorContains(t, err, "the disk refused")
+	require.Equal(t, 1, n, "the deletion after the failing one ran")
+	require.Equal(t, "completed", deletionOf(t, app, b.Key, ids[1])["status"])
+	require.NotEqual(t, "completed", deletionOf(t, app, a.Key, ids[0])["status"])
+
+	app.Deletions.Files = app.Files
+	n, err = app.Deletions.Scan(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, "completed", deletionOf(t, app, a.Key, ids[0])["status"])
+}
