@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -89,6 +90,9 @@ func TestDockerCompose(t *testing.T) {
 	require.Contains(t, c.Volumes, "errand-data")
 
 	migrate := c.Services["migrate"]
+	require.True(t, strings.HasPrefix(migrate.Environment["DATABASE_URL"], "postgres://errand:"), "migrations run as the owner")
+	require.Contains(t, c.Services["postgres"].Volumes, "./scripts/compose-db-init.sh:/docker-entrypoint-initdb.d/errand-login.sh:ro",
+		"a fresh volume gets the roles' login")
 	require.Equal(t, []string{"migrate", "up"}, migrate.Command)
 	require.Equal(t, "service_healthy", migrate.DependsOn["postgres"].Condition)
 	require.Equal(t, "no", migrate.Restart, "a finished migration must not be restarted")
@@ -105,8 +109,12 @@ func TestDockerCompose(t *testing.T) {
 			require.Equal(t, "service_completed_successfully", s.DependsOn["migrate"].Condition)
 			require.Equal(t, "service_healthy", s.DependsOn["redis"].Condition)
 
-			require.Equal(t, migrate.Environment, s.Environment, "the roles share one environment")
+			shared := maps.Clone(migrate.Environment)
+			shared["DATABASE_URL"] = s.Environment["DATABASE_URL"]
+			require.Equal(t, shared, s.Environment, "the roles share one environment")
 			require.Contains(t, s.Environment["DATABASE_URL"], "@postgres:5432/")
+			require.True(t, strings.HasPrefix(s.Environment["DATABASE_URL"], "postgres://errand_login:"),
+				"the roles log in as the unprivileged member of errand_app")
 			require.Equal(t, "redis://redis:6379/0", s.Environment["REDIS_URL"])
 			for name := range s.Environment {
 				require.Contains(t, names, name, "%s is not a setting internal/config reads", name)
@@ -164,7 +172,7 @@ func TestEnvExample(t *testing.T) {
 		require.Contains(t, values, name, ".env.example does not list %s", name)
 	}
 	for name := range values {
-		if name == "POSTGRES_PASSWORD" { // the compose postgres service's, not errand's
+		if name == "POSTGRES_PASSWORD" || name == "ERRAND_APP_DB_PASSWORD" { // compose's database logins, not errand's
 			continue
 		}
 		require.Contains(t, names, name, ".env.example lists %s, which errand does not read", name)
