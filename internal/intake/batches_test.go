@@ -312,7 +312,7 @@ func TestBatchMessagesAreListed(t *testing.T) {
 	}
 	type page struct {
 		Messages  []item  `json:"messages"`
-		NextAfter *string `json:"next_cursor"`
+		NextCursor *string `json:"next_cursor"`
 	}
 	var all []item
 	path := "/v1/message-batches/" + batch + "/messages?limit=2"
@@ -323,10 +323,10 @@ func TestBatchMessagesAreListed(t *testing.T) {
 		p := decodeAs[page](t, resp)
 		require.LessOrEqual(t, len(p.Messages), 2)
 		all = append(all, p.Messages...)
-		if p.NextAfter == nil {
+		if p.NextCursor == nil {
 			break
 		}
-		path = "/v1/message-batches/" + batch + "/messages?limit=2&cursor=" + *p.NextAfter
+		path = "/v1/message-batches/" + batch + "/messages?limit=2&cursor=" + *p.NextCursor
 	}
 	require.Len(t, all, 5)
 	byContact := map[string]item{}

@@ -196,7 +196,7 @@ func contactExternalID(ctx context.Context, q *db.Queries, tenantID uuid.UUID, c
 func (s *Server) handleContactMessages(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	problems := map[string]string{}
-	pg := readPage(r, problems)
+	pg := readPage(r, newestFirst, problems)
 	c, err := s.contactByExternalID(r, p, r.PathValue("external_id"))
 	if err != nil {
 		return err
@@ -207,7 +207,7 @@ func (s *Server) handleContactMessages(w http.ResponseWriter, r *http.Request) e
 	var rows []db.Message
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.MessageListForContact(r.Context(), db.MessageListForContactParams{TenantID: p.TenantID,
-			ContactID: &c.ID, BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
+			ContactID: &c.ID, BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {

@@ -444,14 +444,14 @@ func (s *Server) handleRetentionPolicyDelete(w http.ResponseWriter, r *http.Requ
 func (s *Server) handleDeletionList(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	problems := map[string]string{}
-	pg := readPage(r, problems)
+	pg := readPage(r, newestFirst, problems)
 	if len(problems) > 0 {
 		return fault.Fields(problems)
 	}
 	var rows []db.Deletion
 	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.DeletionList(r.Context(), db.DeletionListParams{TenantID: p.TenantID,
-			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
+			BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {

@@ -241,14 +241,14 @@ func (s *Server) handleExportDownload(w http.ResponseWriter, r *http.Request) er
 func (s *Server) handleExportList(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	problems := map[string]string{}
-	pg := readPage(r, problems)
+	pg := readPage(r, newestFirst, problems)
 	if len(problems) > 0 {
 		return fault.Fields(problems)
 	}
 	var rows []db.ExportListRow
 	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.ExportList(r.Context(), db.ExportListParams{TenantID: p.TenantID,
-			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
+			BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {

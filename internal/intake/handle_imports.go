@@ -342,14 +342,14 @@ func (s *Server) handleImportErrors(w http.ResponseWriter, r *http.Request) erro
 func (s *Server) handleImportList(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	problems := map[string]string{}
-	pg := readPage(r, problems)
+	pg := readPage(r, newestFirst, problems)
 	if len(problems) > 0 {
 		return fault.Fields(problems)
 	}
 	var rows []db.Import
 	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
 		rows, err = q.ImportList(r.Context(), db.ImportListParams{TenantID: p.TenantID,
-			BeforeAt: pg.BeforeAt, BeforeID: pg.BeforeID, MaxRows: pg.fetch()})
+			BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {

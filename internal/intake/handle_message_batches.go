@@ -154,12 +154,6 @@ func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Pages of a batch's messages.
-const (
-	batchPageDefault = 100
-	batchPageMax     = 1000
-)
-
 type batchMessageJSON struct {
 	ID        string    `json:"id"`
 	ContactID *string   `json:"contact_id"`
@@ -169,35 +163,18 @@ type batchMessageJSON struct {
 }
 
 // handleBatchMessages lists a batch's messages, each with its contact,
-// status, send time and reason, in ID order: ?limit= a page (default 100,
-// at most 1000), ?cursor= the next_cursor of the page before (the same
-// names as every other list).
+// status, send time and reason, in ID order, a page at a time (readPage).
 func (s *Server) handleBatchMessages(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	id, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
 		return errNoBatch
 	}
-	params := db.MessageBatchMessagesParams{TenantID: p.TenantID, BatchID: &id, MaxRows: batchPageDefault}
 	problems := map[string]string{}
-	q := r.URL.Query()
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > batchPageMax {
-			problems["limit"] = "a number from 1 to " + strconv.Itoa(batchPageMax)
-		}
-		params.MaxRows = int32(n)
-	}
-	if v := q.Get("cursor"); v != "" {
-		if params.After, err = uuid.Parse(v); err != nil {
-			problems["cursor"] = "is not a cursor this API returned; pass next_cursor from the previous page"
-		}
-	}
+	pg := readPage(r, inIDOrder, problems)
 	if len(problems) > 0 {
 		return fault.Fields(problems)
 	}
-	limit := params.MaxRows
-	params.MaxRows++ // one more says whether there is a next page
 	var rows []db.MessageBatchMessagesRow
 	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
 		if _, err := q.MessageBatchGet(r.Context(), db.MessageBatchGetParams{TenantID: p.TenantID, ID: id}); err != nil {
@@ -206,18 +183,14 @@ func (s *Server) handleBatchMessages(w http.ResponseWriter, r *http.Request) err
 			}
 			return err
 		}
-		rows, err = q.MessageBatchMessages(r.Context(), params)
+		rows, err = q.MessageBatchMessages(r.Context(), db.MessageBatchMessagesParams{TenantID: p.TenantID,
+			BatchID: &id, After: pg.ID, MaxRows: pg.fetch()})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	var next *string
-	if len(rows) > int(limit) {
-		rows = rows[:limit]
-		last := rows[len(rows)-1].ID.String()
-		next = &last
-	}
+	rows, next := cut(pg, rows, func(x db.MessageBatchMessagesRow) (time.Time, uuid.UUID) { return time.Time{}, x.ID })
 	out := make([]batchMessageJSON, len(rows))
 	for i, m := range rows {
 		out[i] = batchMessageJSON{ID: m.ID.String(), ContactID: m.ContactExternalID, Status: m.Status, SendAt: m.SendAt, Error: m.Error}

@@ -103,7 +103,7 @@ func TestListsPageNewestFirstAndStayInTheirTenant(t *testing.T) {
 
 	// A bad page is named.
 	requireFields(t, app.Do("GET", "/v1/imports?limit=0", mine.Key, nil), "limit")
-	requireFields(t, app.Do("GET", "/v1/exports?limit=201", mine.Key, nil), "limit")
+	requireFields(t, app.Do("GET", "/v1/exports?limit=1001", mine.Key, nil), "limit")
 	requireFields(t, app.Do("GET", "/v1/deletions?cursor=bm90LWEtY3Vyc29y", mine.Key, nil), "cursor")
 	requireFields(t, app.Do("GET", "/v1/contacts/cust-1/messages?cursor=not*base64", mine.Key, nil), "cursor")
 }

@@ -10,30 +10,34 @@ import (
 	"github.com/google/uuid"
 )
 
-// A page is where a list request starts and how much it reads. Lists are
-// newest first; the cursor is the (created_at, id) of the last item of
-// the previous page, opaque to callers, so items created in the same
-// instant are neither skipped nor repeated.
+// A page is where a list request starts and how much it reads. The
+// cursor is the position of the last item of the previous page — its
+// (created_at, id) for lists newest first, its id for lists in ID order —
+// opaque to callers, so items created in the same instant are neither
+// skipped nor repeated. One limit rule and one cursor for every list.
 type page struct {
-	BeforeAt time.Time
-	BeforeID uuid.UUID
-	Limit    int32
+	At    time.Time // position of the last item already seen
+	ID    uuid.UUID
+	Limit int32
 }
 
 const (
 	defaultPageSize = 50
-	maxPageSize     = 200
+	maxPageSize     = 1000
 )
 
-// endOfTime and lastUUID start a first page: every row sorts before them.
+// newestFirst starts a list ordered by (created_at, id) descending:
+// every row sorts before it. inIDOrder starts a list by id ascending.
 var (
-	endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-	lastUUID  = uuid.MustParse("ffffffff-ffff-ffff-ffff-ffffffffffff")
+	newestFirst = page{At: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), ID: uuid.MustParse("ffffffff-ffff-ffff-ffff-ffffffffffff")}
+	inIDOrder   = page{}
 )
 
-// readPage reads ?limit= and ?cursor=, naming a bad one in problems.
-func readPage(r *http.Request, problems map[string]string) page {
-	p := page{BeforeAt: endOfTime, BeforeID: lastUUID, Limit: defaultPageSize}
+// readPage reads ?limit= and ?cursor= for a list that starts at first,
+// naming a bad one in problems.
+func readPage(r *http.Request, first page, problems map[string]string) page {
+	p := first
+	p.Limit = defaultPageSize
 	qv := r.URL.Query()
 	if v := qv.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -48,7 +52,7 @@ func readPage(r *http.Request, problems map[string]string) page {
 		if !ok {
 			problems["cursor"] = "is not a cursor this API returned; pass next_cursor from the previous page"
 		} else {
-			p.BeforeAt, p.BeforeID = at, id
+			p.At, p.ID = at, id
 		}
 	}
 	return p
