@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -394,6 +393,14 @@ func (s *Deletions) importFilesStep() step {
 	}}
 }
 
+// Erasure and the person's export decide differently whether free text
+// names someone, on purpose: erasure removes a note or row in which any of
+// the person's identifiers appears (when in doubt, the person's data goes),
+// while their export (internal/export, rejected_import_rows) shows only
+// rows with a cell that is wholly their name, email or phone (when in
+// doubt, another person's data stays out of it). Both fold case and
+// punctuation the same way (normalize.Letters, normalize.PhoneDigits).
+
 // minNeedle is the shortest folded identifier searched for in free text:
 // shorter ones ("Al", "Bo") would match too much to mean the person.
 const minNeedle = 5
@@ -411,15 +418,7 @@ func freeBytes(expr string) string {
 }
 
 // fold is freeText in Go.
-func fold(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+func fold(s string) string { return normalize.Letters(s) }
 
 // escapeFold is freeBytes in Go: the lower-cased text's ASCII letters and
 // digits, and each byte past ASCII as its three octal digits.

@@ -7,7 +7,9 @@ package normalize
 import (
 	"errors"
 	"net/mail"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -70,18 +72,45 @@ func Email(raw string) (string, error) {
 }
 
 // PhoneDigits returns the digit strings a stored E.164 phone is typed as
-// in free text, longest first: the whole number without its "+" and the
-// national number ("13125550199" and "3125550199" for +13125550199), so a
-// search that ignores spaces and punctuation finds "(312) 555-0199" too.
+// in free text, longest first: the whole number without its "+", the
+// national format where it differs (a trunk prefix: "07700900123" for
+// +447700900123) and the national number ("13125550199" and
+// "3125550199" for +13125550199), so a search that ignores spaces and
+// punctuation finds "(312) 555-0199" and "07700 900123" too.
 func PhoneDigits(e164 string) []string {
 	num, err := phonenumbers.Parse(e164, "")
 	if err != nil {
 		return nil
 	}
-	whole := strings.TrimPrefix(phonenumbers.Format(num, phonenumbers.E164), "+")
-	national := phonenumbers.GetNationalSignificantNumber(num)
-	if national == "" || national == whole {
-		return []string{whole}
+	out := []string{strings.TrimPrefix(phonenumbers.Format(num, phonenumbers.E164), "+")}
+	for _, d := range []string{digitsOnly(phonenumbers.Format(num, phonenumbers.NATIONAL)),
+		phonenumbers.GetNationalSignificantNumber(num)} {
+		if d != "" && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
 	}
-	return []string{whole, national}
+	return out
+}
+
+func digitsOnly(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// Letters is s reduced to its letters and digits, lower-cased: the form
+// in which free text is compared when case, spacing and punctuation must
+// not matter (a name typed in capitals, a text an SMS gateway re-encoded).
+// Modifier letters (ʼ, ˮ) are punctuation in practice and go too.
+func Letters(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsDigit(r) || unicode.IsLetter(r) && !unicode.Is(unicode.Lm, r) {
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
 }

@@ -92,3 +92,17 @@ func FuzzEmail(f *testing.F) {
 		require.Equal(t, got, again)
 	})
 }
+
+// A stored phone is found in free text however it was typed: with its
+// country code, in the national format (with a trunk prefix where the
+// country has one), or as the bare national number.
+func TestPhoneDigits(t *testing.T) {
+	require.Equal(t, []string{"13125550199", "3125550199"}, PhoneDigits("+13125550199"))
+	require.Equal(t, []string{"447700900123", "07700900123", "7700900123"}, PhoneDigits("+447700900123"))
+	require.Nil(t, PhoneDigits("not a phone"))
+}
+
+func TestLetters(t *testing.T) {
+	require.Equal(t, "élodiedupont42", Letters("  ÉLODIE  Du-Pont, #42 "))
+	require.Equal(t, "dont", Letters("donʼt"), "a modifier letter is punctuation")
+}

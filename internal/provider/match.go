@@ -2,7 +2,8 @@ package provider
 
 import (
 	"strings"
-	"unicode"
+
+	"github.com/errandhq/errand/internal/normalize"
 )
 
 // minContainedLetters is how many letters and digits a body needs before
@@ -43,9 +44,9 @@ func MatchSMS(sent []SentSMS, bodies ...string) (SentSMS, bool) {
 	for _, matches := range levels {
 		var found []SentSMS
 		for _, s := range sent {
-			c := letters(s.Body)
+			c := normalize.Letters(s.Body)
 			for _, b := range bodies {
-				if o := letters(b); o != "" && matches(c, o) {
+				if o := normalize.Letters(b); o != "" && matches(c, o) {
 					found = append(found, s)
 					break
 				}
@@ -63,15 +64,3 @@ func MatchSMS(sent []SentSMS, bodies ...string) (SentSMS, bool) {
 	return SentSMS{}, false
 }
 
-// letters is s reduced to its letters and digits, lower-cased: what no
-// encoding rewrite touches. Modifier letters (ʼ, ˮ) are punctuation in
-// practice, and Smart Encoding replaces them, so they go too.
-func letters(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsDigit(r) || unicode.IsLetter(r) && !unicode.Is(unicode.Lm, r) {
-			b.WriteRune(unicode.ToLower(r))
-		}
-	}
-	return b.String()
-}
