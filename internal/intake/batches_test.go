@@ -311,7 +311,7 @@ func TestBatchMessagesAreListed(t *testing.T) {
 		Error     *string   `json:"error"`
 	}
 	type page struct {
-		Messages  []item  `json:"messages"`
+		Messages   []item  `json:"messages"`
 		NextCursor *string `json:"next_cursor"`
 	}
 	var all []item

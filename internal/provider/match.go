@@ -63,4 +63,3 @@ func MatchSMS(sent []SentSMS, bodies ...string) (SentSMS, bool) {
 	}
 	return SentSMS{}, false
 }
-
