@@ -71,11 +71,16 @@ DROP FUNCTION retention_override_stricter();
 ALTER TABLE retention_policies
     ADD COLUMN days     integer,
     ADD COLUMN min_days integer NOT NULL DEFAULT 0;
+-- Back to day counts as they were seeded: a year is 365 days, a month 30
+-- ('7 years' -> 2555, not the 2556 an epoch division would give).
 UPDATE retention_policies SET
-    days = extract(epoch FROM keep)::bigint / 86400,
-    min_days = extract(epoch FROM min_keep)::bigint / 86400;
+    days = (extract(year FROM keep) * 365 + extract(month FROM keep) * 30 + extract(day FROM keep))::integer,
+    min_days = (extract(year FROM min_keep) * 365 + extract(month FROM min_keep) * 30 + extract(day FROM min_keep))::integer;
 ALTER TABLE retention_policies
     ALTER COLUMN days SET NOT NULL,
+    ADD CHECK (days >= 0),
+    ADD CHECK (min_days >= 0),
+    ADD CHECK (days >= min_days),
     DROP COLUMN keep,
     DROP COLUMN min_keep;
 -- +goose StatementBegin
