@@ -387,17 +387,8 @@ func (s *Deletions) Run(ctx context.Context, tenantID, id uuid.UUID) error {
 		if now.Before(d.PurgeAfter) {
 			return nil
 		}
-		hold, err := q.LegalHoldBlocking(ctx, db.LegalHoldBlockingParams{TenantID: tenantID, ContactID: d.ContactID})
-		if err == nil {
-			if err := q.DeletionHeld(ctx, db.DeletionHeldParams{HoldID: &hold.ID, HoldReason: &hold.Reason, Now: now,
-				TenantID: tenantID, ID: id}); err != nil {
-				return err
-			}
-			held = true // committed: the record says why it waits
-			return nil
-		}
-		if !db.IsNotFound(err) {
-			return err
+		if held, err = recordHold(ctx, q, d, now); held || err != nil {
+			return err // held: committed, the record says why it waits
 		}
 		if err := q.DeletionStart(ctx, db.DeletionStartParams{Now: now, TenantID: tenantID, ID: id}); err != nil {
 			return err
@@ -487,13 +478,7 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 			// next batch: the row says which hold, and the deletion stays
 			// running at this step (the scan resumes it once released).
 			q := db.New(tx)
-			hold, err := q.LegalHoldBlocking(ctx, db.LegalHoldBlockingParams{TenantID: d.TenantID, ContactID: d.ContactID})
-			if err == nil {
-				held = true
-				return q.DeletionHeld(ctx, db.DeletionHeldParams{HoldID: &hold.ID, HoldReason: &hold.Reason,
-					Now: s.Clock.Now(), TenantID: d.TenantID, ID: d.ID})
-			}
-			if !db.IsNotFound(err) {
+			if held, err = recordHold(ctx, q, d, s.Clock.Now()); held || err != nil {
 				return err
 			}
 			if int(stepNow) > index {
@@ -535,4 +520,19 @@ func (s *Deletions) runStep(ctx context.Context, d db.Deletion, index int, st st
 			return nil
 		}
 	}
+}
+
+// recordHold reports whether a live legal hold covers the deletion (its
+// tenant, or its person) and, if one does, records on the deletion which
+// hold it waits for and since when.
+func recordHold(ctx context.Context, q *db.Queries, d db.Deletion, now time.Time) (bool, error) {
+	hold, err := q.LegalHoldBlocking(ctx, db.LegalHoldBlockingParams{TenantID: d.TenantID, ContactID: d.ContactID})
+	if db.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, q.DeletionHeld(ctx, db.DeletionHeldParams{HoldID: &hold.ID, HoldReason: &hold.Reason, Now: now,
+		TenantID: d.TenantID, ID: d.ID})
 }
