@@ -194,30 +194,22 @@ func contactExternalID(ctx context.Context, q *db.Queries, tenantID uuid.UUID, c
 // handleContactMessages pages through one contact's messages, newest
 // first: the message log with each message's delivery status.
 func (s *Server) handleContactMessages(w http.ResponseWriter, r *http.Request) error {
-	p := tenantOf(r.Context())
-	problems := map[string]string{}
-	pg := readPage(r, newestFirst, problems)
-	c, err := s.contactByExternalID(r, p, r.PathValue("external_id"))
-	if err != nil {
-		return err
+	ext := r.PathValue("external_id")
+	if !validExternalID(ext) {
+		return errNoContact
 	}
-	if len(problems) > 0 {
-		return fault.Fields(problems)
-	}
-	var rows []db.Message
-	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
-		rows, err = q.MessageListForContact(r.Context(), db.MessageListForContactParams{TenantID: p.TenantID,
-			ContactID: &c.ID, BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	rows, next := cut(pg, rows, func(x db.Message) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
-	out := make([]messageJSON, len(rows))
-	for i, m := range rows {
-		out[i] = messageView(m, &c.ExternalID)
-	}
-	encode(w, http.StatusOK, map[string]any{"messages": out, "next_cursor": next})
-	return nil
+	return list(s, w, r, "messages", newestFirst,
+		func(ctx context.Context, q *db.Queries, tenant uuid.UUID, pg page) ([]db.Message, error) {
+			c, err := q.ContactGetByExternalID(ctx, db.ContactGetByExternalIDParams{TenantID: tenant, ExternalID: ext})
+			if db.IsNotFound(err) {
+				return nil, errNoContact
+			}
+			if err != nil {
+				return nil, err
+			}
+			return q.MessageListForContact(ctx, db.MessageListForContactParams{TenantID: tenant, ContactID: &c.ID,
+				BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
+		},
+		func(x db.Message) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID },
+		func(x db.Message) messageJSON { return messageView(x, &ext) })
 }

@@ -442,26 +442,9 @@ func (s *Server) handleRetentionPolicyDelete(w http.ResponseWriter, r *http.Requ
 // handleDeletionList pages through the tenant's deletions, newest first;
 // a cancelled tenant may list them (to find the one to cancel).
 func (s *Server) handleDeletionList(w http.ResponseWriter, r *http.Request) error {
-	p := tenantOf(r.Context())
-	problems := map[string]string{}
-	pg := readPage(r, newestFirst, problems)
-	if len(problems) > 0 {
-		return fault.Fields(problems)
-	}
-	var rows []db.Deletion
-	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
-		rows, err = q.DeletionList(r.Context(), db.DeletionListParams{TenantID: p.TenantID,
-			BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	rows, next := cut(pg, rows, func(x db.Deletion) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
-	out := make([]deletionJSON, len(rows))
-	for i, row := range rows {
-		out[i] = deletionView(row)
-	}
-	encode(w, http.StatusOK, map[string]any{"deletions": out, "next_cursor": next})
-	return nil
+	return list(s, w, r, "deletions", newestFirst,
+		func(ctx context.Context, q *db.Queries, tenant uuid.UUID, pg page) ([]db.Deletion, error) {
+			return q.DeletionList(ctx, db.DeletionListParams{TenantID: tenant, BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
+		},
+		func(x db.Deletion) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID }, deletionView)
 }

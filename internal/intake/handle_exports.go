@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -239,27 +240,11 @@ func (s *Server) handleExportDownload(w http.ResponseWriter, r *http.Request) er
 // handleExportList pages through the tenant's exports, newest first; a
 // succeeded one carries a fresh download link, as its GET does.
 func (s *Server) handleExportList(w http.ResponseWriter, r *http.Request) error {
-	p := tenantOf(r.Context())
-	problems := map[string]string{}
-	pg := readPage(r, newestFirst, problems)
-	if len(problems) > 0 {
-		return fault.Fields(problems)
-	}
-	var rows []db.ExportListRow
-	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
-		rows, err = q.ExportList(r.Context(), db.ExportListParams{TenantID: p.TenantID,
-			BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	rows, next := cut(pg, rows, func(x db.ExportListRow) (time.Time, uuid.UUID) { return x.Export.CreatedAt, x.Export.ID })
-	out := make([]exportJSON, len(rows))
-	for i, row := range rows {
-		out[i] = s.exportView(row.Export, row.ContactExternalID)
-	}
 	w.Header().Set("Cache-Control", "no-store") // the body holds live links
-	encode(w, http.StatusOK, map[string]any{"exports": out, "next_cursor": next})
-	return nil
+	return list(s, w, r, "exports", newestFirst,
+		func(ctx context.Context, q *db.Queries, tenant uuid.UUID, pg page) ([]db.ExportListRow, error) {
+			return q.ExportList(ctx, db.ExportListParams{TenantID: tenant, BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
+		},
+		func(x db.ExportListRow) (time.Time, uuid.UUID) { return x.Export.CreatedAt, x.Export.ID },
+		func(x db.ExportListRow) exportJSON { return s.exportView(x.Export, x.ContactExternalID) })
 }

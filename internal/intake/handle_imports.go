@@ -340,26 +340,9 @@ func (s *Server) handleImportErrors(w http.ResponseWriter, r *http.Request) erro
 
 // handleImportList pages through the tenant's imports, newest first.
 func (s *Server) handleImportList(w http.ResponseWriter, r *http.Request) error {
-	p := tenantOf(r.Context())
-	problems := map[string]string{}
-	pg := readPage(r, newestFirst, problems)
-	if len(problems) > 0 {
-		return fault.Fields(problems)
-	}
-	var rows []db.Import
-	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
-		rows, err = q.ImportList(r.Context(), db.ImportListParams{TenantID: p.TenantID,
-			BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	rows, next := cut(pg, rows, func(x db.Import) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
-	out := make([]importJSON, len(rows))
-	for i, row := range rows {
-		out[i] = importView(row)
-	}
-	encode(w, http.StatusOK, map[string]any{"imports": out, "next_cursor": next})
-	return nil
+	return list(s, w, r, "imports", newestFirst,
+		func(ctx context.Context, q *db.Queries, tenant uuid.UUID, pg page) ([]db.Import, error) {
+			return q.ImportList(ctx, db.ImportListParams{TenantID: tenant, BeforeAt: pg.At, BeforeID: pg.ID, MaxRows: pg.fetch()})
+		},
+		func(x db.Import) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID }, importView)
 }

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -163,40 +164,25 @@ type batchMessageJSON struct {
 }
 
 // handleBatchMessages lists a batch's messages, each with its contact,
-// status, send time and reason, in ID order, a page at a time (readPage).
+// status, send time and reason, in ID order, a page at a time.
 func (s *Server) handleBatchMessages(w http.ResponseWriter, r *http.Request) error {
-	p := tenantOf(r.Context())
 	id, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
 		return errNoBatch
 	}
-	problems := map[string]string{}
-	pg := readPage(r, inIDOrder, problems)
-	if len(problems) > 0 {
-		return fault.Fields(problems)
-	}
-	var rows []db.MessageBatchMessagesRow
-	err = s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
-		if _, err := q.MessageBatchGet(r.Context(), db.MessageBatchGetParams{TenantID: p.TenantID, ID: id}); err != nil {
-			if db.IsNotFound(err) {
-				return errNoBatch
+	return list(s, w, r, "messages", inIDOrder,
+		func(ctx context.Context, q *db.Queries, tenant uuid.UUID, pg page) ([]db.MessageBatchMessagesRow, error) {
+			if _, err := q.MessageBatchGet(ctx, db.MessageBatchGetParams{TenantID: tenant, ID: id}); db.IsNotFound(err) {
+				return nil, errNoBatch
+			} else if err != nil {
+				return nil, err
 			}
-			return err
-		}
-		rows, err = q.MessageBatchMessages(r.Context(), db.MessageBatchMessagesParams{TenantID: p.TenantID,
-			BatchID: &id, After: pg.ID, MaxRows: pg.fetch()})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	rows, next := cut(pg, rows, func(x db.MessageBatchMessagesRow) (time.Time, uuid.UUID) { return time.Time{}, x.ID })
-	out := make([]batchMessageJSON, len(rows))
-	for i, m := range rows {
-		out[i] = batchMessageJSON{ID: m.ID.String(), ContactID: m.ContactExternalID, Status: m.Status, SendAt: m.SendAt, Error: m.Error}
-	}
-	encode(w, http.StatusOK, map[string]any{"messages": out, "next_cursor": next})
-	return nil
+			return q.MessageBatchMessages(ctx, db.MessageBatchMessagesParams{TenantID: tenant, BatchID: &id, After: pg.ID, MaxRows: pg.fetch()})
+		},
+		func(x db.MessageBatchMessagesRow) (time.Time, uuid.UUID) { return time.Time{}, x.ID },
+		func(m db.MessageBatchMessagesRow) batchMessageJSON {
+			return batchMessageJSON{ID: m.ID.String(), ContactID: m.ContactExternalID, Status: m.Status, SendAt: m.SendAt, Error: m.Error}
+		})
 }
 
 // handleBatchCancel cancels every message of a batch not yet handed to

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/errandhq/errand/db"
+	"github.com/errandhq/errand/internal/fault"
 )
 
 // A page is where a list request starts and how much it reads. The
@@ -56,6 +60,36 @@ func readPage(r *http.Request, first page, problems map[string]string) page {
 		}
 	}
 	return p
+}
+
+// list answers one page of one of the tenant's lists: it reads ?limit=
+// and ?cursor= (a list that starts at first), reads the rows with read in
+// the tenant's transaction, and answers {"<name>": [view(row), ...],
+// "next_cursor": ...}. at is a row's position (see page).
+func list[R, V any](s *Server, w http.ResponseWriter, r *http.Request, name string, first page,
+	read func(ctx context.Context, q *db.Queries, tenant uuid.UUID, pg page) ([]R, error),
+	at func(R) (time.Time, uuid.UUID), view func(R) V) error {
+	problems := map[string]string{}
+	pg := readPage(r, first, problems)
+	if len(problems) > 0 {
+		return fault.Fields(problems)
+	}
+	p := tenantOf(r.Context())
+	var rows []R
+	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) (err error) {
+		rows, err = read(r.Context(), q, p.TenantID, pg)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rows, next := cut(pg, rows, at)
+	out := make([]V, len(rows))
+	for i, row := range rows {
+		out[i] = view(row)
+	}
+	encode(w, http.StatusOK, map[string]any{name: out, "next_cursor": next})
+	return nil
 }
 
 // fetch is how many rows to read for the page: one more than it holds,
