@@ -285,6 +285,11 @@ Try it:
        -H 'Content-Type: application/json' -d '{"name":"Pat Doe","phone":"(312) 555-0142"}'
   curl -s -X POST %[1]s/v1/messages -H "Authorization: Bearer $ERRAND_KEY" \
        -H 'Content-Type: application/json' -d '{"contact_id":"cust-1","channel":"sms","body":"Your tech is on the way"}'
+  curl -s %[1]s/v1/messages/<id> -H "Authorization: Bearer $ERRAND_KEY"
+
+  The message is "sent" to the development outbox within a second, except in
+  quiet hours: from 21:00 to 08:00 in the demo tenant's zone (America/Chicago)
+  it stays "scheduled" until 08:00 there, and its due_at says so.
 
 `, base, a.cfg.AdminToken, tenant.Name, tenant.ID, key)
 	return nil
