@@ -174,9 +174,14 @@ func (d *Dispatcher) Scan(ctx context.Context) (ScanResult, error) {
 			}
 			res.Forgotten += n
 		}
-		if lost {
+		switch {
+		case lost && res.Forgotten == 0:
+			// A new Redis (or a new queue), or an empty one that held
+			// nothing of ours: nothing to recover, nothing to warn about.
+			d.Logger.InfoContext(ctx, "redis holds no epoch yet; recorded (no enqueued rows to recover)")
+		case lost:
 			d.Logger.WarnContext(ctx, "redis lost its tasks; re-enqueueing from postgres", "rows", res.Forgotten)
-		} else {
+		default:
 			d.Logger.WarnContext(ctx, "redis master changed (failover); re-offering live rows from postgres", "rows", res.Forgotten)
 		}
 	}

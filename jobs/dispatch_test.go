@@ -99,7 +99,10 @@ func TestNearTermMessageIsHeldByAsynq(t *testing.T) {
 // PostgreSQL; each is sent exactly once.
 func TestRedisFlushLosesNoMessage(t *testing.T) {
 	f := setup(t)
-	scan(t, f)
+	require.True(t, scan(t, f).RedisLost, "the first scan of an empty Redis sets the epochs")
+	require.NotContains(t, f.app.Logs.String(), "redis lost its tasks",
+		"a new Redis that held nothing of ours is not reported as a loss")
+	require.Contains(t, f.app.Logs.String(), "redis holds no epoch yet")
 	now := f.app.Clock.Now()
 	queued := f.create(t, "sms", "Now", now)
 	soon := f.create(t, "email", "In five minutes", now.Add(5*time.Minute))
@@ -115,6 +118,7 @@ func TestRedisFlushLosesNoMessage(t *testing.T) {
 	require.True(t, res.RedisLost)
 	require.EqualValues(t, 2, res.Forgotten)
 	require.Equal(t, 2, res.Enqueued)
+	require.Contains(t, f.app.Logs.String(), `"msg":"redis lost its tasks; re-enqueueing from postgres"`)
 	f.app.Eventually(5*time.Second, "queued message sent", func() bool { return f.status(t, queued).Status == "sent" })
 
 	st, ok := taskState(t, f, soon)
