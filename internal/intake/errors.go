@@ -8,10 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/errandhq/errand/internal/fault"
 	"github.com/errandhq/errand/internal/logging"
@@ -63,11 +67,22 @@ type errorDetail struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// writeError answers with err in the API's error format. Anything that is
-// not a fault is an internal error: logged, and answered without detail.
+// errDependencyDown answers a request that PostgreSQL or Redis could not
+// serve because it is not answering (API.md: 503 dependency down).
+var errDependencyDown = &fault.Error{Code: fault.Unavailable, RetryAfter: 5,
+	Message: "a database Errand depends on is not answering; nothing was lost, try again shortly"}
+
+// writeError answers with err in the API's error format. A dependency that
+// is down is a 503; anything else that is not a fault is an internal
+// error. Both are logged, and answered without detail.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	f, ok := fault.As(err)
-	if !ok {
+	switch {
+	case ok:
+	case dependencyDown(err):
+		s.logger.ErrorContext(r.Context(), "dependency unavailable", "err", err)
+		f = errDependencyDown
+	default:
 		s.logger.ErrorContext(r.Context(), "request failed", "err", err)
 		f = &fault.Error{Code: "internal_error", Message: "something went wrong on our side; the request ID identifies it in our logs"}
 	}
@@ -245,4 +260,22 @@ func jsonType(goKind string) string {
 // context.
 func logRequest(r *http.Request, id string) *http.Request {
 	return r.WithContext(logging.With(r.Context(), slog.String("request_id", id)))
+}
+
+// dependencyDown says whether err is PostgreSQL or Redis not answering: a
+// connection that could not be made or broke, or a server shutting down
+// or starting up. A query that failed on its own merits is not.
+func dependencyDown(err error) bool {
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &connect), errors.As(err, &netErr):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-03: shutting down, crashed, starting up.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -126,6 +126,31 @@ func TestTenantRequestWhenRedisIsDownIs503(t *testing.T) {
 	requireError(t, resp, http.StatusServiceUnavailable, "unavailable")
 }
 
+// PostgreSQL not answering is a dependency failure too: 503 in the error
+// format with Retry-After (API.md), for a tenant call whose key must be
+// looked up and for an admin call, never a bare 500.
+func TestRequestsWhenPostgresIsDownAre503(t *testing.T) {
+	app := testapp.New(t)
+	a := app.NewTenant("postgres-down")
+	deadPostgres, err := db.Open(context.Background(), "postgres://postgres@"+closedAddr(t)+"/errand?sslmode=disable&connect_timeout=1", "", 1)
+	require.NoError(t, err)
+	t.Cleanup(deadPostgres.Close)
+	down := func(d *intake.Deps) { d.Store = deadPostgres }
+
+	for _, c := range []struct{ path, key string }{
+		{"/v1/contacts/anyone", a.Key},
+		{"/admin/v1/tenants/" + a.ID.String(), app.AdminToken},
+	} {
+		rec := serverWith(t, app, down, "GET", c.path, c.key)
+		resp := testapp.Response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+		requireError(t, resp, http.StatusServiceUnavailable, "unavailable")
+		require.Equal(t, "5", rec.Header().Get("Retry-After"), c.path)
+	}
+	// The same server with PostgreSQL up answers as usual: the 503 is the
+	// dependency, not the route.
+	require.Equal(t, http.StatusNotFound, serverWith(t, app, func(*intake.Deps) {}, "GET", "/v1/contacts/anyone", a.Key).Code)
+}
+
 func TestMetricsCountRequestsByRoute(t *testing.T) {
 	app := testapp.New(t)
 
