@@ -365,9 +365,10 @@ type PrivacyRequestEvent struct {
 }
 
 type PrivacySetting struct {
-	TenantID     uuid.UUID
-	ResponseDays int32
-	UpdatedAt    time.Time
+	TenantID          uuid.UUID
+	ResponseDays      int32
+	UpdatedAt         time.Time
+	DeletionGraceDays *int32
 }
 
 type Pro struct {

@@ -543,32 +543,57 @@ func (q *Queries) PrivacyRequestSetStatus(ctx context.Context, arg PrivacyReques
 }
 
 const privacySettingsGet = `-- name: PrivacySettingsGet :one
-SELECT tenant_id, response_days, updated_at FROM privacy_settings WHERE tenant_id = $1
+SELECT tenant_id, response_days, updated_at, deletion_grace_days FROM privacy_settings WHERE tenant_id = $1
 `
 
 func (q *Queries) PrivacySettingsGet(ctx context.Context, tenantID uuid.UUID) (PrivacySetting, error) {
 	row := q.db.QueryRow(ctx, privacySettingsGet, tenantID)
 	var i PrivacySetting
-	err := row.Scan(&i.TenantID, &i.ResponseDays, &i.UpdatedAt)
+	err := row.Scan(
+		&i.TenantID,
+		&i.ResponseDays,
+		&i.UpdatedAt,
+		&i.DeletionGraceDays,
+	)
 	return i, err
 }
 
 const privacySettingsSet = `-- name: PrivacySettingsSet :one
-INSERT INTO privacy_settings (tenant_id, response_days, updated_at)
-VALUES ($1, $2, $3)
-ON CONFLICT (tenant_id) DO UPDATE SET response_days = excluded.response_days, updated_at = excluded.updated_at
-RETURNING tenant_id, response_days, updated_at
+INSERT INTO privacy_settings (tenant_id, response_days, deletion_grace_days, updated_at)
+VALUES ($1, coalesce($2::integer, $3::integer),
+        $4::integer, $5)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    response_days = coalesce($2::integer, privacy_settings.response_days),
+    deletion_grace_days = coalesce($4::integer, privacy_settings.deletion_grace_days),
+    updated_at = excluded.updated_at
+RETURNING tenant_id, response_days, updated_at, deletion_grace_days
 `
 
 type PrivacySettingsSetParams struct {
-	TenantID     uuid.UUID
-	ResponseDays int32
-	Now          time.Time
+	TenantID            uuid.UUID
+	ResponseDays        *int32
+	DefaultResponseDays int32
+	DeletionGraceDays   *int32
+	Now                 time.Time
 }
 
+// PrivacySettingsSet changes the settings given (NULL: left as they are;
+// a new row starts from the defaults, 30 days to answer and the platform's
+// deletion grace).
 func (q *Queries) PrivacySettingsSet(ctx context.Context, arg PrivacySettingsSetParams) (PrivacySetting, error) {
-	row := q.db.QueryRow(ctx, privacySettingsSet, arg.TenantID, arg.ResponseDays, arg.Now)
+	row := q.db.QueryRow(ctx, privacySettingsSet,
+		arg.TenantID,
+		arg.ResponseDays,
+		arg.DefaultResponseDays,
+		arg.DeletionGraceDays,
+		arg.Now,
+	)
 	var i PrivacySetting
-	err := row.Scan(&i.TenantID, &i.ResponseDays, &i.UpdatedAt)
+	err := row.Scan(
+		&i.TenantID,
+		&i.ResponseDays,
+		&i.UpdatedAt,
+		&i.DeletionGraceDays,
+	)
 	return i, err
 }

@@ -12,6 +12,54 @@ import (
 	"github.com/google/uuid"
 )
 
+const proDelete = `-- name: ProDelete :execrows
+DELETE FROM pros WHERE tenant_id = $1 AND id = $2
+`
+
+type ProDeleteParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// ProDelete erases a professional: their credentials, expiry notices and
+// review trail go with them (ON DELETE CASCADE).
+func (q *Queries) ProDelete(ctx context.Context, arg ProDeleteParams) (int64, error) {
+	result, err := q.db.Exec(ctx, proDelete, arg.TenantID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const proDocumentKeys = `-- name: ProDocumentKeys :many
+SELECT file_key FROM credentials WHERE tenant_id = $1 AND pro_id = $2 ORDER BY id
+`
+
+type ProDocumentKeysParams struct {
+	TenantID uuid.UUID
+	ProID    uuid.UUID
+}
+
+func (q *Queries) ProDocumentKeys(ctx context.Context, arg ProDocumentKeysParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, proDocumentKeys, arg.TenantID, arg.ProID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var file_key string
+		if err := rows.Scan(&file_key); err != nil {
+			return nil, err
+		}
+		items = append(items, file_key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const proGetByExternalID = `-- name: ProGetByExternalID :one
 SELECT id, tenant_id, external_id, created_at FROM pros WHERE tenant_id = $1 AND external_id = $2
 `
@@ -23,6 +71,29 @@ type ProGetByExternalIDParams struct {
 
 func (q *Queries) ProGetByExternalID(ctx context.Context, arg ProGetByExternalIDParams) (Pro, error) {
 	row := q.db.QueryRow(ctx, proGetByExternalID, arg.TenantID, arg.ExternalID)
+	var i Pro
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ExternalID,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
+const proLockByExternalID = `-- name: ProLockByExternalID :one
+SELECT id, tenant_id, external_id, created_at FROM pros WHERE tenant_id = $1 AND external_id = $2 FOR UPDATE
+`
+
+type ProLockByExternalIDParams struct {
+	TenantID   uuid.UUID
+	ExternalID string
+}
+
+// ProLockByExternalID holds a professional against new uploads while
+// their erasure runs (an upload's ProUpsert waits for it).
+func (q *Queries) ProLockByExternalID(ctx context.Context, arg ProLockByExternalIDParams) (Pro, error) {
+	row := q.db.QueryRow(ctx, proLockByExternalID, arg.TenantID, arg.ExternalID)
 	var i Pro
 	err := row.Scan(
 		&i.ID,

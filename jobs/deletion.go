@@ -125,12 +125,22 @@ func (s *Deletions) Start(ctx context.Context, tenantID uuid.UUID, scope string,
 	}
 	minor := reason == DeletionReasonMinor
 	purgeAfter := now
-	if scope == DeletionScopeTenant {
-		purgeAfter = now.Add(s.grace())
-	}
 	var d db.Deletion
 	var cancelled []db.MessageCancelForDeletionRow
 	err := s.Store.InTenant(ctx, tenantID, func(q *db.Queries) error {
+		if scope == DeletionScopeTenant {
+			// The platform's grace, or the tenant's own (a platform that
+			// deletes within 30 days keeps a cancelled account less).
+			grace := s.grace()
+			st, err := q.PrivacySettingsGet(ctx, tenantID)
+			switch {
+			case err == nil && st.DeletionGraceDays != nil:
+				grace = time.Duration(*st.DeletionGraceDays) * 24 * time.Hour
+			case err != nil && !db.IsNotFound(err):
+				return err
+			}
+			purgeAfter = now.Add(grace)
+		}
 		if scope == DeletionScopeTenant && privacyRequestID != nil {
 			// A privacy request's deletion is due by the request's
 			// deadline ("within 30 days"), which comes before the end of

@@ -385,6 +385,15 @@ func TestContactExport(t *testing.T) {
 	verification("sms", patPhone)
 	verification("email", patEmail)
 	verification("sms", samPhone)
+	// A code sent to their phone is a message to them without a contact
+	// link; one to someone else's phone is not theirs.
+	code := func(to string) {
+		_, err := owner.Exec(ctx, `INSERT INTO messages (tenant_id, kind, channel, body, destination, status, send_at, due_at, created_at, updated_at)
+			VALUES ($1, 'verification', 'sms', '', $2, 'sent', $3, $3, $3, $3)`, f.tenant.ID, to, now)
+		require.NoError(t, err)
+	}
+	code(patPhone)
+	code(samPhone)
 	_, err = owner.Exec(ctx, `WITH i AS (INSERT INTO imports (tenant_id, status, due_at, created_at, updated_at)
 		VALUES ($1, 'succeeded', $2, $2, $2) RETURNING id)
 		INSERT INTO import_errors (import_id, tenant_id, line, reason, raw)
@@ -405,8 +414,13 @@ func TestContactExport(t *testing.T) {
 	require.Len(t, contacts, 1)
 	require.Equal(t, "cust-1", contacts[0]["id"])
 	msgs := a.csvTable(t, "messages.csv")
-	require.Len(t, msgs, 2)
+	require.Len(t, msgs, 3, "their two messages and the code sent to their phone")
 	for _, m := range msgs {
+		if m["kind"] == "verification" {
+			require.Equal(t, patPhone, m["destination"])
+			require.Empty(t, m["contact_id"])
+			continue
+		}
 		require.Equal(t, "cust-1", m["contact_id"])
 	}
 	appts := a.csvTable(t, "appointments.csv")

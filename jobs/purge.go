@@ -365,11 +365,13 @@ func (s *Deletions) exportFilesStep(contactID uuid.UUID) step {
 // importFilesStep deletes the stored uploads of the tenant's finished
 // imports: a client list names many people and cannot be edited, so an
 // erasure does not wait for the uploads' own expiry (7 days after each
-// import). The import rows and their counts stay. An import still running
-// keeps its upload until it ends; its expiry then removes it.
+// import). The import rows and their counts stay, and so does their
+// expiry: the other people's rejected rows still go on the import's own
+// schedule (ImportExpire). An import still running keeps its upload until
+// it ends; its expiry then removes it.
 func (s *Deletions) importFilesStep() step {
 	return step{name: "import_files", batch: func(ctx context.Context, tx pgx.Tx, a batchArgs) (int64, *uuid.UUID, error) {
-		rows, err := tx.Query(ctx, `UPDATE imports i SET file_key = NULL, files_expire_at = NULL, updated_at = $3
+		rows, err := tx.Query(ctx, `UPDATE imports i SET file_key = NULL, updated_at = $3
 			FROM (SELECT id, file_key FROM imports WHERE tenant_id = $1 AND file_key IS NOT NULL
 			      AND status IN ('succeeded', 'failed', 'cancelled') LIMIT $2) old
 			WHERE i.id = old.id RETURNING old.file_key`, a.tenant, a.limit, a.now)

@@ -97,8 +97,15 @@ ORDER BY id;
 -- name: PrivacySettingsGet :one
 SELECT * FROM privacy_settings WHERE tenant_id = @tenant_id;
 
+-- PrivacySettingsSet changes the settings given (NULL: left as they are;
+-- a new row starts from the defaults, 30 days to answer and the platform's
+-- deletion grace).
 -- name: PrivacySettingsSet :one
-INSERT INTO privacy_settings (tenant_id, response_days, updated_at)
-VALUES (@tenant_id, @response_days, @now)
-ON CONFLICT (tenant_id) DO UPDATE SET response_days = excluded.response_days, updated_at = excluded.updated_at
+INSERT INTO privacy_settings (tenant_id, response_days, deletion_grace_days, updated_at)
+VALUES (@tenant_id, coalesce(sqlc.narg('response_days')::integer, @default_response_days::integer),
+        sqlc.narg('deletion_grace_days')::integer, @now)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    response_days = coalesce(sqlc.narg('response_days')::integer, privacy_settings.response_days),
+    deletion_grace_days = coalesce(sqlc.narg('deletion_grace_days')::integer, privacy_settings.deletion_grace_days),
+    updated_at = excluded.updated_at
 RETURNING *;

@@ -68,7 +68,8 @@ func Sources() []Source {
 		{
 			Name: "messages", File: "messages", Large: true,
 			Description: "Every text and email sent or scheduled, with its delivery status, " +
-				"provider message ID and error; contact_id is empty for messages to you (the account owner).",
+				"provider message ID and error; contact_id is empty for messages to you (the account owner) " +
+				"and for messages sent to an address rather than a contact (verification codes).",
 			Tenant: `SELECT m.id, c.external_id AS contact_id, m.kind, m.channel, m.status, m.subject, m.body,
 					m.destination, m.send_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts,
 					m.created_at, m.updated_at
@@ -77,8 +78,10 @@ func Sources() []Source {
 			Contact: `SELECT m.id, c.external_id AS contact_id, m.kind, m.channel, m.status, m.subject, m.body,
 					m.destination, m.send_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts,
 					m.created_at, m.updated_at
-				FROM messages m JOIN contacts c ON c.id = m.contact_id
-				WHERE m.tenant_id = {{tenant_id}} AND m.contact_id = {{contact_id}}`,
+				FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
+				WHERE m.tenant_id = {{tenant_id}} AND (m.contact_id = {{contact_id}} OR m.destination IN (
+					SELECT a FROM contacts p CROSS JOIN LATERAL (VALUES (p.phone), (p.email)) AS v(a)
+					WHERE p.tenant_id = {{tenant_id}} AND p.id = {{contact_id}} AND a IS NOT NULL))`,
 		},
 		{
 			Name: "locations", File: "locations",

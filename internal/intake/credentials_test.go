@@ -342,6 +342,45 @@ func TestCredentialsAreTenantScoped(t *testing.T) {
 	require.Equal(t, 404, f.app.Do("GET", "/v1/pros/nobody/credentials", f.tenant.Key, nil).Status)
 }
 
+// A professional asks to be deleted (seed 000): their documents leave the
+// file store and their credentials, with the numbers on them, the
+// database; another professional and another tenant's are untouched, and
+// another tenant cannot erase them.
+func TestProErasureLeavesNoDocumentOrNumber(t *testing.T) {
+	f := vsetup(t)
+	f.app.StartWorker(2)
+	require.Equal(t, "verified", f.checked(t, "pro-1", f.licence(t))["status"])
+	second := f.licence(t)
+	second.Kind, second.Number, second.Issuer = "insurance", "POL-55512345", "State Farm"
+	second.File, second.Filename = document(t, "license.png"), "policy.png"
+	f.checked(t, "pro-1", second)
+	kept := f.licence(t)
+	kept.Number, kept.File, kept.Filename = "7654-3210", document(t, "license.jpg"), "other.jpg"
+	f.checked(t, "pro-2", kept)
+	require.Equal(t, 3, storedFiles(t, f.app))
+
+	other := f.app.NewTenantIn("Other Business", "America/Chicago")
+	requireError(t, f.app.Do("DELETE", "/v1/pros/pro-1", other.Key, nil), 404, "not_found")
+	requireError(t, f.app.Do("DELETE", "/v1/pros/nobody", f.tenant.Key, nil), 404, "not_found")
+
+	resp := f.app.Do("DELETE", "/v1/pros/pro-1", f.tenant.Key, nil)
+	require.Equalf(t, 200, resp.Status, "body: %s", resp.Body)
+	require.EqualValues(t, 2, resp.JSON()["documents_deleted"])
+	require.Equal(t, 1, storedFiles(t, f.app), "only the other professional's document is left")
+	requireError(t, f.app.Do("GET", "/v1/pros/pro-1/credentials", f.tenant.Key, nil), 404, "not_found")
+	owner := testenv.Owner(t)
+	for _, needle := range []string{"12345679", "1234-5679", "POL-55512345", "POL55512345", "pro-1"} {
+		var n int
+		require.NoError(t, owner.QueryRow(context.Background(), `SELECT count(*) FROM credentials c JOIN pros p ON p.id = c.pro_id
+			WHERE c.number = $1 OR c.number_norm = $1 OR p.external_id = $1`, needle).Scan(&n))
+		require.Zerof(t, n, "%s is still stored", needle)
+	}
+	require.Len(t, f.credentials(t, "pro-2"), 1)
+	// Erasing again finds nothing; uploading again starts afresh.
+	requireError(t, f.app.Do("DELETE", "/v1/pros/pro-1", f.tenant.Key, nil), 404, "not_found")
+	require.Equal(t, 202, f.upload(t, f.tenant.Key, "pro-1", f.licence(t)).Status)
+}
+
 // Losing Redis loses no credential check: the dispatcher re-enqueues
 // pending rows from PostgreSQL.
 func TestCredentialCheckSurvivesRedisLoss(t *testing.T) {

@@ -296,6 +296,45 @@ func credentialView(c db.Credential, proExternalID string) credentialJSON {
 		CreatedAt: c.CreatedAt, CheckedAt: c.CheckedAt, ReviewedAt: c.ReviewedAt, ExpiredAt: c.ExpiredAt}
 }
 
+// handleProDelete erases a professional (seed 000: "request deletion of
+// your account and personal information"): their documents leave the file
+// store, then their credentials, expiry notices and review trail leave the
+// database, in one transaction that holds the professional against new
+// uploads meanwhile. The files go first: a failure between the two leaves
+// rows whose documents are gone, which the next DELETE finishes.
+func (s *Server) handleProDelete(w http.ResponseWriter, r *http.Request) error {
+	p := tenantOf(r.Context())
+	ext := r.PathValue("external_id")
+	var docs int
+	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
+		pro, err := q.ProLockByExternalID(r.Context(), db.ProLockByExternalIDParams{TenantID: p.TenantID, ExternalID: ext})
+		if err != nil {
+			return err
+		}
+		keys, err := q.ProDocumentKeys(r.Context(), db.ProDocumentKeysParams{TenantID: p.TenantID, ProID: pro.ID})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := s.Files.Delete(r.Context(), k); err != nil { // one already gone is no error
+				return fmt.Errorf("delete a credential document: %w", err)
+			}
+		}
+		docs = len(keys)
+		_, err = q.ProDelete(r.Context(), db.ProDeleteParams{TenantID: p.TenantID, ID: pro.ID})
+		return err
+	})
+	if db.IsNotFound(err) {
+		return fault.New(fault.NotFound, "no professional with this id has uploaded a credential")
+	}
+	if err != nil {
+		return err
+	}
+	s.logger.InfoContext(r.Context(), "professional erased", "credentials", docs)
+	encode(w, http.StatusOK, map[string]any{"pro_id": ext, "erased": true, "credentials_deleted": docs, "documents_deleted": docs})
+	return nil
+}
+
 func (s *Server) handleCredentialList(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	ext := r.PathValue("external_id")

@@ -109,13 +109,15 @@ func (s *Server) handleDeletionCreate(w http.ResponseWriter, r *http.Request) er
 	default:
 		problems["scope"] = `must be "tenant" or "contact"`
 	}
-	// The reason is a word, not free text: the deletion record outlives
-	// the data and must not carry it.
+	// The reason is recorded as a word, never as free text: the deletion
+	// record outlives the data and must not carry it ("Pat Doe asked by
+	// phone"). API.md lets a caller send any reason, so text that is not
+	// one of the words is accepted and recorded as "other".
 	reason := jobs.DeletionReasonRequest
 	if req.Reason != nil {
-		reason = *req.Reason
+		reason = strings.ToLower(strings.TrimSpace(*req.Reason))
 		if !slices.Contains(jobs.DeletionReasons, reason) {
-			problems["reason"] = `must be "request", "minor" or "other" (no free text: the deletion record outlives the data)`
+			reason = jobs.DeletionReasonOther
 		} else if reason == jobs.DeletionReasonMinor && req.Scope != jobs.DeletionScopeContact {
 			problems["reason"] = `"minor" is for scope "contact": a child's data`
 		}

@@ -461,8 +461,17 @@ func (s *Server) handleAdminPrivacyRequests(w http.ResponseWriter, r *http.Reque
 }
 
 type privacySettingsRequest struct {
-	ResponseDays int `json:"response_days"`
+	ResponseDays      *int `json:"response_days"`
+	DeletionGraceDays *int `json:"deletion_grace_days"`
 }
+
+// maxResponseDays is the longest a tenant may take to answer a privacy
+// request: the 30 days the privacy policies promise.
+const maxResponseDays = 30
+
+// maxDeletionGraceDays is the longest a cancelled account is kept before
+// its purge: the 90 days of the longest published promise (seed 001).
+const maxDeletionGraceDays = 90
 
 func (s *Server) handleAdminPrivacySettings(w http.ResponseWriter, r *http.Request) error {
 	id, err := uuid.Parse(r.PathValue("id"))
@@ -473,27 +482,50 @@ func (s *Server) handleAdminPrivacySettings(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
-	if req.ResponseDays < 1 || req.ResponseDays > 365 {
-		return fault.Fields(map[string]string{"response_days": "a number of days from 1 to 365"})
+	problems := map[string]string{}
+	var params db.PrivacySettingsSetParams
+	// The published promise is an answer within 30 days (seed 002): a
+	// tenant may promise sooner, never later.
+	if d := req.ResponseDays; d != nil {
+		if *d < 1 || *d > maxResponseDays {
+			problems["response_days"] = "a number of days from 1 to 30: requests are answered within 30 days, or sooner"
+		}
+		params.ResponseDays = ptrTo(int32(*d))
+	}
+	// A platform that promises deletion within 30 days (seed 000) keeps a
+	// cancelled account for less than the 90-day default (seed 001).
+	if d := req.DeletionGraceDays; d != nil {
+		if *d < 1 || *d > maxDeletionGraceDays {
+			problems["deletion_grace_days"] = "a number of days from 1 to 90: how long a cancelled account is kept before its purge"
+		}
+		params.DeletionGraceDays = ptrTo(int32(*d))
+	}
+	if req.ResponseDays == nil && req.DeletionGraceDays == nil {
+		problems["response_days"] = "give response_days, deletion_grace_days or both"
+	}
+	if len(problems) > 0 {
+		return fault.Fields(problems)
 	}
 	if _, err := s.Store.Q().TenantGet(r.Context(), id); db.IsNotFound(err) {
 		return fault.New(fault.NotFound, "no such tenant")
 	} else if err != nil {
 		return err
 	}
+	params.TenantID, params.DefaultResponseDays, params.Now = id, DefaultPrivacyResponseDays, s.Clock.Now()
 	var st db.PrivacySetting
 	err = s.Store.InTenant(r.Context(), id, func(q *db.Queries) (err error) {
-		st, err = q.PrivacySettingsSet(r.Context(), db.PrivacySettingsSetParams{TenantID: id,
-			ResponseDays: int32(req.ResponseDays), Now: s.Clock.Now()})
+		st, err = q.PrivacySettingsSet(r.Context(), params)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	ev := s.actor(r, "admin")
-	ev.Kind, ev.TenantID, ev.Detail = seclog.AdminAction, &id, map[string]any{"action": "privacy_response_days", "days": req.ResponseDays}
+	ev.Kind, ev.TenantID, ev.Detail = seclog.AdminAction, &id, map[string]any{"action": "privacy_settings",
+		"response_days": st.ResponseDays, "deletion_grace_days": st.DeletionGraceDays}
 	s.SecLog.Record(r.Context(), ev)
+	// deletion_grace_days null: the platform's default (ERRAND_DELETION_GRACE, 90 days).
 	encode(w, http.StatusOK, map[string]any{"tenant_id": id.String(), "response_days": st.ResponseDays,
-		"updated_at": st.UpdatedAt})
+		"deletion_grace_days": st.DeletionGraceDays, "updated_at": st.UpdatedAt})
 	return nil
 }

@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/verifications/{id}/check", s.tenant(s.idempotent(s.handleVerificationCheck)))
 	m.Handle("POST /v1/pros/{external_id}/credentials", s.tenant(withBodyLimit(s.credentialBodyLimit, s.idempotent(s.handleCredentialUpload))))
 	m.Handle("GET /v1/pros/{external_id}/credentials", s.tenant(s.handleCredentialList))
+	m.Handle("DELETE /v1/pros/{external_id}", s.tenant(s.handleProDelete))
 	m.Handle("GET /admin/v1/credentials", s.admin(s.handleCredentialReviewQueue))
 	m.Handle("GET /admin/v1/credentials/{id}", s.admin(s.handleAdminCredentialGet))
 	m.Handle("GET /admin/v1/credentials/{id}/document", s.admin(s.handleAdminCredentialDocument))

@@ -37,7 +37,7 @@ func TestAdminAPIWritesTheSecurityLog(t *testing.T) {
 		{"sec-key", "api_key_created", ""},
 		{"sec-revoke", "api_key_revoked", ""},
 		{"sec-owner", "admin_action", "set_owner_email"},
-		{"sec-privacy", "admin_action", "privacy_response_days"},
+		{"sec-privacy", "admin_action", "privacy_settings"},
 		{"sec-retention-set", "admin_action", "retention_override_set"},
 		{"sec-retention-drop", "admin_action", "retention_override_dropped"},
 		{"sec-hold", "legal_hold_placed", ""},
