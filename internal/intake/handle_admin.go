@@ -92,7 +92,7 @@ func (s *Server) handleAPIKeyRevoke(w http.ResponseWriter, r *http.Request) erro
 }
 
 type securityEventJSON struct {
-	ID         int64      `json:"id"`
+	ID         int64      `json:"id,string"` // IDs are opaque strings (API.md)
 	OccurredAt time.Time  `json:"occurred_at"`
 	TenantID   *uuid.UUID `json:"tenant_id"`
 	Kind       string     `json:"kind"`

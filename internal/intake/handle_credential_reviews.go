@@ -40,7 +40,7 @@ type adminCredentialJSON struct {
 }
 
 type reviewJSON struct {
-	ID         int64     `json:"id"`
+	ID         int64     `json:"id,string"` // IDs are opaque strings (API.md)
 	Actor      string    `json:"actor"`
 	Reviewer   string    `json:"reviewer"`
 	Decision   string    `json:"decision"`

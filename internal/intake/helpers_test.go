@@ -128,7 +128,7 @@ func count(t *testing.T, query string, args ...any) int {
 
 // securityEvent is an entry of GET /admin/v1/security-events.
 type securityEvent struct {
-	ID        int64          `json:"id"`
+	ID        int64          `json:"id,string"`
 	TenantID  *string        `json:"tenant_id"`
 	Kind      string         `json:"kind"`
 	Actor     string         `json:"actor"`
