@@ -385,14 +385,21 @@ func TestPayloadIsIDsOnly(t *testing.T) {
 	require.Equal(t, "message:"+m.ID.String(), j.ID)
 }
 
+// suppress puts address on the tenant's suppression list, as an opt-out
+// or a bounce would.
+func (f fixture) suppress(t *testing.T, channel, address, reason, source string) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
+		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: channel,
+			AddressHash: f.app.Deps.Pseudonyms.Address(channel, address), Reason: reason, Source: source, Now: f.app.Clock.Now()})
+	}))
+}
+
 func TestSuppressedAddressGetsNothing(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
-	hash := f.app.Deps.Pseudonyms.Address("sms", testPhone)
-	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
-		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms", AddressHash: hash,
-			Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
-	}))
+	f.suppress(t, "sms", testPhone, "opted_out", "twilio_inbound")
 	sms := f.create(t, "sms", "Hello", f.app.Clock.Now())
 	email := f.create(t, "email", "Hello", f.app.Clock.Now())
 	require.NoError(t, f.handler().ProcessTask(ctx, task(sms)))
@@ -495,10 +502,7 @@ func TestDecisionNotToSendWaitsForTheProvidersWord(t *testing.T) {
 	m := f.create(t, "sms", "Your visit is at 9", f.app.Clock.Now())
 	f.app.Twilio.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
 	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
-	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
-		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms",
-			AddressHash: f.app.Deps.Pseudonyms.Address("sms", testPhone), Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
-	}))
+	f.suppress(t, "sms", testPhone, "opted_out", "twilio_inbound")
 	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
 	got := f.status(t, m)
 	require.Equal(t, "sent", got.Status)
@@ -510,10 +514,7 @@ func TestDecisionNotToSendWaitsForTheProvidersWord(t *testing.T) {
 	_, err := testenv.Owner(t).Exec(ctx, "DELETE FROM suppressions WHERE tenant_id = $1", f.tenant.ID)
 	require.NoError(t, err)
 	require.Error(t, f.handler().ProcessTask(ctx, task(n)))
-	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
-		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "sms",
-			AddressHash: f.app.Deps.Pseudonyms.Address("sms", testPhone), Reason: "opted_out", Source: "twilio_inbound", Now: f.app.Clock.Now()})
-	}))
+	f.suppress(t, "sms", testPhone, "opted_out", "twilio_inbound")
 	require.NoError(t, f.handler().ProcessTask(ctx, task(n)))
 	require.Equal(t, "suppressed", f.status(t, n).Status)
 	require.Equal(t, 1, f.app.Twilio.Count())
@@ -636,10 +637,7 @@ func TestEmailDecisionAfterAnUnknownOutcomeSaysSo(t *testing.T) {
 	m := f.create(t, "email", "Your visit is at 9", f.app.Clock.Now())
 	f.app.Resend.FailNext(1, fakes.Fault{AcceptThenFail: true, Status: 500})
 	require.Error(t, f.handler().ProcessTask(ctx, task(m)))
-	require.NoError(t, f.app.Store.InTenant(ctx, f.tenant.ID, func(q *db.Queries) error {
-		return q.SuppressionAdd(ctx, db.SuppressionAddParams{TenantID: f.tenant.ID, Channel: "email",
-			AddressHash: f.app.Deps.Pseudonyms.Address("email", testEmail), Reason: "bounced", Source: "resend_webhook", Now: f.app.Clock.Now()})
-	}))
+	f.suppress(t, "email", testEmail, "bounced", "resend_webhook")
 	require.NoError(t, f.handler().ProcessTask(ctx, task(m)))
 	got := f.status(t, m)
 	require.Equal(t, "suppressed", got.Status)

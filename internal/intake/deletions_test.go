@@ -352,19 +352,26 @@ func TestDeletionRequestValidation(t *testing.T) {
 	requireError(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "contact", "contact_id": "nobody"}), 404, "not_found")
 }
 
+// seedPeople gives a tenant 57 contacts with three delivered texts each:
+// more than one purge batch of either.
+func seedPeople(t *testing.T, tenant uuid.UUID, now time.Time) {
+	t.Helper()
+	ctx, owner := context.Background(), testenv.Owner(t)
+	_, err := owner.Exec(ctx, `INSERT INTO contacts (tenant_id, external_id, name, phone, created_at, updated_at)
+		SELECT $1, 'c' || g, 'Person ' || g, '+1312555' || lpad(g::text, 4, '0'), $2, $2 FROM generate_series(1, 57) g`, tenant, now)
+	require.NoError(t, err)
+	_, err = owner.Exec(ctx, `INSERT INTO messages (tenant_id, contact_id, channel, body, destination, status, send_at, due_at, created_at, updated_at)
+		SELECT $1, c.id, 'sms', 'hello ' || c.name, c.phone, 'delivered', $2, $2, $2, $2
+		FROM contacts c, generate_series(1, 3) WHERE c.tenant_id = $1`, tenant, now)
+	require.NoError(t, err)
+}
+
 func TestCrashMidPurgeResumesWithExactCounts(t *testing.T) {
 	app := testapp.New(t)
 	a := app.NewTenant("Big Co")
 	ctx := context.Background()
-	owner := testenv.Owner(t)
 	now := app.Clock.Now()
-	_, err := owner.Exec(ctx, `INSERT INTO contacts (tenant_id, external_id, name, phone, created_at, updated_at)
-		SELECT $1, 'c' || g, 'Person ' || g, '+1312555' || lpad(g::text, 4, '0'), $2, $2 FROM generate_series(1, 57) g`, a.ID, now)
-	require.NoError(t, err)
-	_, err = owner.Exec(ctx, `INSERT INTO messages (tenant_id, contact_id, channel, body, destination, status, send_at, due_at, created_at, updated_at)
-		SELECT $1, c.id, 'sms', 'hello ' || c.name, c.phone, 'delivered', $2, $2, $2, $2
-		FROM contacts c, generate_series(1, 3) WHERE c.tenant_id = $1`, a.ID, now)
-	require.NoError(t, err)
+	seedPeople(t, a.ID, now)
 	id := app.MustUUID(cancelTenant(t, app, a.Key))
 	app.Clock.Advance(90 * day)
 
@@ -378,7 +385,7 @@ func TestCrashMidPurgeResumesWithExactCounts(t *testing.T) {
 			stop()
 		}
 	}
-	err = app.Deletions.Run(stopped, a.ID, id)
+	err := app.Deletions.Run(stopped, a.ID, id)
 	require.ErrorIs(t, err, context.Canceled)
 	got := deletionOf(t, app, a.Key, id.String())
 	require.Equal(t, "running", got["status"])
@@ -466,15 +473,8 @@ func TestLegalHoldPlacedMidPurgeStopsIt(t *testing.T) {
 	app := testapp.New(t)
 	a := app.NewTenant("Suddenly Litigated Co")
 	ctx := context.Background()
-	owner := testenv.Owner(t)
 	now := app.Clock.Now()
-	_, err := owner.Exec(ctx, `INSERT INTO contacts (tenant_id, external_id, name, phone, created_at, updated_at)
-		SELECT $1, 'c' || g, 'Person ' || g, '+1312555' || lpad(g::text, 4, '0'), $2, $2 FROM generate_series(1, 57) g`, a.ID, now)
-	require.NoError(t, err)
-	_, err = owner.Exec(ctx, `INSERT INTO messages (tenant_id, contact_id, channel, body, destination, status, send_at, due_at, created_at, updated_at)
-		SELECT $1, c.id, 'sms', 'hello ' || c.name, c.phone, 'delivered', $2, $2, $2, $2
-		FROM contacts c, generate_series(1, 3) WHERE c.tenant_id = $1`, a.ID, now)
-	require.NoError(t, err)
+	seedPeople(t, a.ID, now)
 	id := cancelTenant(t, app, a.Key)
 	app.Clock.Advance(90 * day)
 
@@ -487,7 +487,7 @@ func TestLegalHoldPlacedMidPurgeStopsIt(t *testing.T) {
 			hold = placeHold(t, app, a.ID, "", "preservation letter 7")
 		}
 	}
-	err = app.Deletions.Run(ctx, a.ID, app.MustUUID(id))
+	err := app.Deletions.Run(ctx, a.ID, app.MustUUID(id))
 	require.ErrorIs(t, err, jobs.ErrDeletionHeld)
 	require.Equal(t, 3, batches, "no batch ran after the hold")
 	got := deletionOf(t, app, a.Key, id)
