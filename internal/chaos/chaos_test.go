@@ -199,7 +199,11 @@ func TestRedisRestart(t *testing.T) {
 	s.twilio.OnAccept(nil)
 	require.NotZero(t, inRedis, "texts were in Redis when it restarted")
 	checkTexts(t, s, "Redis restart (no persistence)", ids, started, 4*time.Minute)
-	require.Contains(t, s.worker.out.String()[logAt:], "redis lost its tasks",
+	// The dispatcher noticed the empty Redis after the restart: a warning
+	// when it re-enqueued rows, a note when the worker had already taken
+	// every task before Redis went (they finish from memory).
+	after := s.worker.out.String()[logAt:]
+	require.True(t, strings.Contains(after, "redis lost its tasks") || strings.Contains(after, "redis holds no epoch yet"),
 		"the dispatcher noticed the empty Redis after the restart")
 }
 
