@@ -31,35 +31,6 @@ func (q *Queries) ProDelete(ctx context.Context, arg ProDeleteParams) (int64, er
 	return result.RowsAffected(), nil
 }
 
-const proDocumentKeys = `-- name: ProDocumentKeys :many
-SELECT file_key FROM credentials WHERE tenant_id = $1 AND pro_id = $2 ORDER BY id
-`
-
-type ProDocumentKeysParams struct {
-	TenantID uuid.UUID
-	ProID    uuid.UUID
-}
-
-func (q *Queries) ProDocumentKeys(ctx context.Context, arg ProDocumentKeysParams) ([]string, error) {
-	rows, err := q.db.Query(ctx, proDocumentKeys, arg.TenantID, arg.ProID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []string{}
-	for rows.Next() {
-		var file_key string
-		if err := rows.Scan(&file_key); err != nil {
-			return nil, err
-		}
-		items = append(items, file_key)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const proGetByExternalID = `-- name: ProGetByExternalID :one
 SELECT id, tenant_id, external_id, created_at FROM pros WHERE tenant_id = $1 AND external_id = $2
 `
@@ -81,27 +52,46 @@ func (q *Queries) ProGetByExternalID(ctx context.Context, arg ProGetByExternalID
 	return i, err
 }
 
-const proLockByExternalID = `-- name: ProLockByExternalID :one
-SELECT id, tenant_id, external_id, created_at FROM pros WHERE tenant_id = $1 AND external_id = $2 FOR UPDATE
+const proLockDocuments = `-- name: ProLockDocuments :many
+SELECT p.id AS pro_id, c.file_key
+FROM pros p LEFT JOIN credentials c ON c.tenant_id = p.tenant_id AND c.pro_id = p.id
+WHERE p.tenant_id = $1 AND p.external_id = $2
+ORDER BY c.id
+FOR UPDATE OF p
 `
 
-type ProLockByExternalIDParams struct {
+type ProLockDocumentsParams struct {
 	TenantID   uuid.UUID
 	ExternalID string
 }
 
-// ProLockByExternalID holds a professional against new uploads while
-// their erasure runs (an upload's ProUpsert waits for it).
-func (q *Queries) ProLockByExternalID(ctx context.Context, arg ProLockByExternalIDParams) (Pro, error) {
-	row := q.db.QueryRow(ctx, proLockByExternalID, arg.TenantID, arg.ExternalID)
-	var i Pro
-	err := row.Scan(
-		&i.ID,
-		&i.TenantID,
-		&i.ExternalID,
-		&i.CreatedAt,
-	)
-	return i, err
+type ProLockDocumentsRow struct {
+	ProID   uuid.UUID
+	FileKey *string
+}
+
+// ProLockDocuments holds a professional against new uploads while their
+// erasure runs (an upload's ProUpsert waits for the lock) and lists their
+// documents: a row per credential, or one row with no key for a
+// professional without any; no row, no such professional.
+func (q *Queries) ProLockDocuments(ctx context.Context, arg ProLockDocumentsParams) ([]ProLockDocumentsRow, error) {
+	rows, err := q.db.Query(ctx, proLockDocuments, arg.TenantID, arg.ExternalID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ProLockDocumentsRow{}
+	for rows.Next() {
+		var i ProLockDocumentsRow
+		if err := rows.Scan(&i.ProID, &i.FileKey); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const proUpsert = `-- name: ProUpsert :one

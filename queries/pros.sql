@@ -8,13 +8,16 @@ RETURNING *;
 -- name: ProGetByExternalID :one
 SELECT * FROM pros WHERE tenant_id = @tenant_id AND external_id = @external_id;
 
--- ProLockByExternalID holds a professional against new uploads while
--- their erasure runs (an upload's ProUpsert waits for it).
--- name: ProLockByExternalID :one
-SELECT * FROM pros WHERE tenant_id = @tenant_id AND external_id = @external_id FOR UPDATE;
-
--- name: ProDocumentKeys :many
-SELECT file_key FROM credentials WHERE tenant_id = @tenant_id AND pro_id = @pro_id ORDER BY id;
+-- ProLockDocuments holds a professional against new uploads while their
+-- erasure runs (an upload's ProUpsert waits for the lock) and lists their
+-- documents: a row per credential, or one row with no key for a
+-- professional without any; no row, no such professional.
+-- name: ProLockDocuments :many
+SELECT p.id AS pro_id, c.file_key
+FROM pros p LEFT JOIN credentials c ON c.tenant_id = p.tenant_id AND c.pro_id = p.id
+WHERE p.tenant_id = @tenant_id AND p.external_id = @external_id
+ORDER BY c.id
+FOR UPDATE OF p;
 
 -- ProDelete erases a professional: their credentials, expiry notices and
 -- review trail go with them (ON DELETE CASCADE).

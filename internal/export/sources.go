@@ -75,6 +75,11 @@ func Sources() []Source {
 					m.created_at, m.updated_at
 				FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
 				WHERE m.tenant_id = {{tenant_id}}`,
+			// A person's messages are those of their contact and those
+			// sent to their phone or email without one (verification
+			// codes). There is no index on destination (it would cost every
+			// send), so an access request reads the tenant's messages once,
+			// as a tenant export does.
 			Contact: `SELECT m.id, c.external_id AS contact_id, m.kind, m.channel, m.status, m.subject, m.body,
 					m.destination, m.send_at, m.sent_at, m.delivered_at, m.provider_message_id, m.error, m.attempts,
 					m.created_at, m.updated_at

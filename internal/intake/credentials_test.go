@@ -365,7 +365,7 @@ func TestProErasureLeavesNoDocumentOrNumber(t *testing.T) {
 
 	resp := f.app.Do("DELETE", "/v1/pros/pro-1", f.tenant.Key, nil)
 	require.Equalf(t, 200, resp.Status, "body: %s", resp.Body)
-	require.EqualValues(t, 2, resp.JSON()["documents_deleted"])
+	require.EqualValues(t, 2, resp.JSON()["credentials_deleted"])
 	require.Equal(t, 1, storedFiles(t, f.app), "only the other professional's document is left")
 	requireError(t, f.app.Do("GET", "/v1/pros/pro-1/credentials", f.tenant.Key, nil), 404, "not_found")
 	owner := testenv.Owner(t)

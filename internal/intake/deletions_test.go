@@ -352,28 +352,30 @@ func TestDeletionRequestValidation(t *testing.T) {
 	requireError(t, app.Do("POST", "/v1/deletions", a.Key, map[string]any{"scope": "contact", "contact_id": "nobody"}), 404, "not_found")
 }
 
-// seedPeople gives a tenant 57 contacts with three delivered texts each:
-// more than one purge batch of either.
-func seedPeople(t *testing.T, tenant uuid.UUID, now time.Time) {
+// purgeDue gives a new tenant 57 contacts with three delivered texts each
+// (more than one purge batch of either), cancels it and lets its grace
+// pass: its purge is due. It returns the tenant and its deletion's ID.
+func purgeDue(t *testing.T, app *testapp.App, name string) (testapp.Tenant, string) {
 	t.Helper()
-	ctx, owner := context.Background(), testenv.Owner(t)
+	a := app.NewTenant(name)
+	ctx, owner, now := context.Background(), testenv.Owner(t), app.Clock.Now()
 	_, err := owner.Exec(ctx, `INSERT INTO contacts (tenant_id, external_id, name, phone, created_at, updated_at)
-		SELECT $1, 'c' || g, 'Person ' || g, '+1312555' || lpad(g::text, 4, '0'), $2, $2 FROM generate_series(1, 57) g`, tenant, now)
+		SELECT $1, 'c' || g, 'Person ' || g, '+1312555' || lpad(g::text, 4, '0'), $2, $2 FROM generate_series(1, 57) g`, a.ID, now)
 	require.NoError(t, err)
 	_, err = owner.Exec(ctx, `INSERT INTO messages (tenant_id, contact_id, channel, body, destination, status, send_at, due_at, created_at, updated_at)
 		SELECT $1, c.id, 'sms', 'hello ' || c.name, c.phone, 'delivered', $2, $2, $2, $2
-		FROM contacts c, generate_series(1, 3) WHERE c.tenant_id = $1`, tenant, now)
+		FROM contacts c, generate_series(1, 3) WHERE c.tenant_id = $1`, a.ID, now)
 	require.NoError(t, err)
+	id := cancelTenant(t, app, a.Key)
+	app.Clock.Advance(90 * day)
+	return a, id
 }
 
 func TestCrashMidPurgeResumesWithExactCounts(t *testing.T) {
 	app := testapp.New(t)
-	a := app.NewTenant("Big Co")
+	a, deletion := purgeDue(t, app, "Big Co")
+	id := app.MustUUID(deletion)
 	ctx := context.Background()
-	now := app.Clock.Now()
-	seedPeople(t, a.ID, now)
-	id := app.MustUUID(cancelTenant(t, app, a.Key))
-	app.Clock.Advance(90 * day)
 
 	// Stop the purge after 7 batches of 10 rows, as a crash would.
 	app.Deletions.Batch = 10
@@ -471,12 +473,8 @@ func placeHold(t *testing.T, app *testapp.App, tenant uuid.UUID, contact, reason
 // deletion says why it waits, and goes on from there once released.
 func TestLegalHoldPlacedMidPurgeStopsIt(t *testing.T) {
 	app := testapp.New(t)
-	a := app.NewTenant("Suddenly Litigated Co")
+	a, id := purgeDue(t, app, "Suddenly Litigated Co")
 	ctx := context.Background()
-	now := app.Clock.Now()
-	seedPeople(t, a.ID, now)
-	id := cancelTenant(t, app, a.Key)
-	app.Clock.Advance(90 * day)
 
 	app.Deletions.Batch = 10
 	var hold string

@@ -263,8 +263,10 @@ func logRequest(r *http.Request, id string) *http.Request {
 }
 
 // dependencyDown says whether err is PostgreSQL or Redis not answering: a
-// connection that could not be made or broke, or a server shutting down
-// or starting up. A query that failed on its own merits is not.
+// connection that could not be made or broke, a server shutting down or
+// starting up, or an answer that did not come in time (net.Error covers
+// context.DeadlineExceeded too). A query that failed on its own merits is
+// not.
 func dependencyDown(err error) bool {
 	var connect *pgconn.ConnectError
 	var netErr net.Error

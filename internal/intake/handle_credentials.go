@@ -296,6 +296,10 @@ func credentialView(c db.Credential, proExternalID string) credentialJSON {
 		CreatedAt: c.CreatedAt, CheckedAt: c.CheckedAt, ReviewedAt: c.ReviewedAt, ExpiredAt: c.ExpiredAt}
 }
 
+// errNoPro answers a request about a professional the tenant never
+// uploaded a credential for (or has erased).
+var errNoPro = fault.New(fault.NotFound, "no professional with this id has uploaded a credential")
+
 // handleProDelete erases a professional (seed 000: "request deletion of
 // your account and personal information"): their documents leave the file
 // store, then their credentials, expiry notices and review trail leave the
@@ -305,33 +309,32 @@ func credentialView(c db.Credential, proExternalID string) credentialJSON {
 func (s *Server) handleProDelete(w http.ResponseWriter, r *http.Request) error {
 	p := tenantOf(r.Context())
 	ext := r.PathValue("external_id")
-	var docs int
+	var deleted int
 	err := s.Store.InTenant(r.Context(), p.TenantID, func(q *db.Queries) error {
-		pro, err := q.ProLockByExternalID(r.Context(), db.ProLockByExternalIDParams{TenantID: p.TenantID, ExternalID: ext})
+		docs, err := q.ProLockDocuments(r.Context(), db.ProLockDocumentsParams{TenantID: p.TenantID, ExternalID: ext})
 		if err != nil {
 			return err
 		}
-		keys, err := q.ProDocumentKeys(r.Context(), db.ProDocumentKeysParams{TenantID: p.TenantID, ProID: pro.ID})
-		if err != nil {
-			return err
+		if len(docs) == 0 {
+			return errNoPro
 		}
-		for _, k := range keys {
-			if err := s.Files.Delete(r.Context(), k); err != nil { // one already gone is no error
+		for _, d := range docs {
+			if d.FileKey == nil {
+				continue // a professional without credentials
+			}
+			if err := s.Files.Delete(r.Context(), *d.FileKey); err != nil { // one already gone is no error
 				return fmt.Errorf("delete a credential document: %w", err)
 			}
+			deleted++
 		}
-		docs = len(keys)
-		_, err = q.ProDelete(r.Context(), db.ProDeleteParams{TenantID: p.TenantID, ID: pro.ID})
+		_, err = q.ProDelete(r.Context(), db.ProDeleteParams{TenantID: p.TenantID, ID: docs[0].ProID})
 		return err
 	})
-	if db.IsNotFound(err) {
-		return fault.New(fault.NotFound, "no professional with this id has uploaded a credential")
-	}
 	if err != nil {
 		return err
 	}
-	s.logger.InfoContext(r.Context(), "professional erased", "credentials", docs)
-	encode(w, http.StatusOK, map[string]any{"pro_id": ext, "erased": true, "credentials_deleted": docs, "documents_deleted": docs})
+	s.logger.InfoContext(r.Context(), "professional erased", "credentials", deleted)
+	encode(w, http.StatusOK, map[string]any{"pro_id": ext, "credentials_deleted": deleted})
 	return nil
 }
 
@@ -348,7 +351,7 @@ func (s *Server) handleCredentialList(w http.ResponseWriter, r *http.Request) er
 		return err
 	})
 	if db.IsNotFound(err) {
-		return fault.New(fault.NotFound, "no professional with this id has uploaded a credential")
+		return errNoPro
 	}
 	if err != nil {
 		return err
